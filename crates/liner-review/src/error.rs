@@ -1,0 +1,92 @@
+//! Every way a review-service request can fail, mapped to the API error shape here and
+//! nowhere else.
+
+use axum::response::{IntoResponse, Response};
+use liner_shared::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// 422 — a field is well-formed JSON but invalid; names the field.
+    #[error("{field}: {problem}")]
+    Invalid { field: &'static str, problem: String },
+    /// 401 — login failed (same message for unknown user and wrong password).
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// 429 — too many failed logins for this username or address.
+    #[error("too many failed logins")]
+    LoginLocked { retry_after_secs: u64 },
+    /// 403 — authenticated, but not the owner / not the token's user.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409 — username or email taken.
+    #[error("{0} already taken")]
+    Taken(&'static str),
+    /// 409 — this user already reviewed this album.
+    #[error("review exists")]
+    DuplicateReview { existing_id: String },
+    /// 400 — a bad cursor, sort or limit.
+    #[error("{0}")]
+    BadQuery(String),
+    /// 503 — the database did not answer.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// 500 — logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ReviewError {
+    pub fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
+        Self::Invalid { field, problem: problem.into() }
+    }
+}
+
+impl From<sqlx::Error> for ReviewError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(e.to_string())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(e: ReviewError) -> Self {
+        match e {
+            ReviewError::Invalid { field, problem } => ApiError::invalid(field, &problem),
+            ReviewError::BadCredentials => ApiError::unauthorized("invalid username or password"),
+            ReviewError::LoginLocked { retry_after_secs } => {
+                ApiError::too_many("too many failed logins; try again later", retry_after_secs)
+            }
+            ReviewError::Forbidden(why) => ApiError::forbidden(why),
+            ReviewError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            ReviewError::Taken(what) => ApiError::conflict(
+                if what == "username" { "username_taken" } else { "email_taken" },
+                format!("{what} already taken"),
+            ),
+            ReviewError::DuplicateReview { existing_id } => {
+                ApiError::conflict("review_exists", format!("you already reviewed this album (review {existing_id})"))
+                    .with_extra("existingId", existing_id)
+            }
+            ReviewError::BadQuery(msg) => ApiError::bad_request("bad_query", msg),
+            ReviewError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                ApiError::unavailable("database unavailable")
+            }
+            ReviewError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
+        }
+    }
+}
+
+impl IntoResponse for ReviewError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+pub type Result<T, E = ReviewError> = std::result::Result<T, E>;

@@ -1,0 +1,151 @@
+//! The review service: users, login (it is the only token issuer) and album reviews.
+//!
+//! Layout: one module per domain (`users`, `reviews`), each owning its router, wire
+//! types, rules and storage; `error` maps every failure to the API shape in one place.
+//! The crate exposes the same contract as every Liner service — `Settings`, `build`
+//! (binds and migrates, does not serve), `Running::run_until` — so `liner up` and a
+//! one-service container start it the same way.
+
+pub mod error;
+pub mod keys;
+pub mod openapi;
+pub mod password;
+pub mod reviews;
+pub mod state;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use liner_shared::config::DatabaseUrl;
+use liner_shared::db::{Db, Migrations};
+use liner_shared::server::Bound;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+use crate::keys::Signer;
+use crate::password::Passwords;
+use crate::state::AppState;
+use crate::users::limiter::LoginLimiter;
+
+/// Public path prefix of every review-service route.
+pub const BASE_PATH: &str = "/api/users-reviews";
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Everything the review service is configured by.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` or `postgres://…`; default: a SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Redis for state shared by replicas (login-failure counters); optional.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Directory for the default SQLite file and the generated signing key.
+    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Ed25519 PKCS#8 PEM signing key; generated there if missing
+    /// [default: <data-dir>/review-jwt-ed25519.pem]. `LINER_JWT_PRIVATE_KEY` (PEM text) wins.
+    #[arg(long, env = "LINER_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+    /// Token lifetime in seconds.
+    #[arg(long, env = "LINER_TOKEN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub token_ttl_secs: u64,
+    /// Database connections in the pool.
+    #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+}
+
+impl Settings {
+    /// Defaults for a given listen address and data dir (used by `liner up` and tests).
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            database_url: None,
+            redis_url: None,
+            data_dir,
+            jwt_key_file: None,
+            token_ttl_secs: 86_400,
+            db_max_connections: 16,
+        }
+    }
+
+    pub fn effective_database_url(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("review.db")))
+    }
+}
+
+/// A bound, migrated service that has not started serving.
+pub struct Running {
+    bound: Bound,
+    router: Router,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.bound.addr()
+    }
+
+    pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
+        self.bound.serve(self.router, token).await
+    }
+}
+
+/// Connects storage, loads keys, binds the listener.
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    liner_shared::config::ensure_dir(&settings.data_dir)?;
+    let db_url = settings.effective_database_url();
+    let db = Db::connect(
+        &db_url,
+        settings.db_max_connections,
+        Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS },
+    )
+    .await?;
+    let key_file = settings.jwt_key_file.clone().unwrap_or_else(|| settings.data_dir.join("review-jwt-ed25519.pem"));
+    let signer = Arc::new(Signer::load_or_generate(&key_file, settings.token_ttl_secs)?);
+    let redis = match &settings.redis_url {
+        Some(url) => Some(connect_redis(url).await?),
+        None => None,
+    };
+    let state = AppState {
+        db,
+        verifier: signer.verifier()?,
+        signer,
+        passwords: Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2)?,
+        login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
+    };
+    let bound = Bound::bind(settings.listen, "review").await?;
+    Ok(Running { bound, router: router(state) })
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("bad REDIS_URL: {e}"))?;
+    redis::aio::ConnectionManager::new(client).await.map_err(|e| anyhow::anyhow!("cannot reach Redis: {e}"))
+}
+
+/// The whole HTTP surface: API under [`BASE_PATH`], plus `/healthz`, `/readyz`, `/metrics`.
+pub fn router(state: AppState) -> Router {
+    let db = state.db.clone();
+    let ready: liner_shared::http::ReadyCheck = Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move { db.ping().await })
+    });
+    let jwks = state.signer.jwks();
+    let api = Router::new()
+        .merge(users::router())
+        .merge(reviews::router())
+        .route("/.well-known/jwks.json", get(move || std::future::ready(axum::Json(jwks.clone()))))
+        .route("/openapi.json", get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
+        .with_state(state);
+    let app = Router::new().nest(BASE_PATH, api).merge(liner_shared::http::ops_router(ready));
+    liner_shared::http::with_common_layers(app, "review", Duration::from_secs(30))
+}

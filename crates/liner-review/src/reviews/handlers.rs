@@ -1,0 +1,162 @@
+//! Create, read, list by album, update, delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use liner_shared::auth::AuthUser;
+use liner_shared::error::{ApiPath, ApiQuery};
+use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
+
+use super::model::*;
+use super::store::{self, ReviewRow};
+use crate::error::ReviewError;
+use crate::state::AppState;
+
+fn to_review(row: ReviewRow) -> Review {
+    Review {
+        id: row.id,
+        user_id: row.user_id,
+        username: row.username,
+        album_id: row.album_id,
+        rating: row.rating_half as f64 / 2.0,
+        review_text: row.review_text,
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+    }
+}
+
+/// Post a review (one per user per album).
+#[utoipa::path(post, path = "/reviews", tag = "reviews", request_body = CreateReview, security(("bearer" = [])),
+    responses((status = 201, body = Review), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+        (status = 422, body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<CreateReview>,
+) -> Result<(StatusCode, ApiJson<Review>), ApiError> {
+    if req.user_id.as_deref().is_some_and(|id| id != user.id()) {
+        return Err(ReviewError::Forbidden("userId must be the token's user").into());
+    }
+    validate_album_id(&req.album_id)?;
+    let rating_half = rating_to_halves(req.rating)?;
+    validate_text(&req.review_text)?;
+    let now = now_millis();
+    let row = ReviewRow {
+        id: new_id(),
+        user_id: user.0.sub.clone(),
+        username: user.0.name.clone(),
+        album_id: req.album_id,
+        rating_half,
+        review_text: req.review_text,
+        created_at: now,
+        updated_at: now,
+    };
+    store::insert(&state.db, &row).await?;
+    Ok((StatusCode::CREATED, ApiJson(to_review(row))))
+}
+
+/// One review.
+#[utoipa::path(get, path = "/reviews/{reviewId}", tag = "reviews", params(("reviewId" = String, Path)),
+    responses((status = 200, body = Review), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<ApiJson<Review>, ApiError> {
+    let row = store::get(&state.db, &id).await?.ok_or(ReviewError::NotFound("review"))?;
+    Ok(ApiJson(to_review(row)))
+}
+
+/// An album's reviews with rating aggregates, newest first by default.
+#[utoipa::path(get, path = "/reviews/album/{albumId}", tag = "reviews",
+    params(("albumId" = String, Path), ListQuery),
+    responses((status = 200, body = AlbumReviews), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 422, body = crate::openapi::ErrorBody)))]
+pub async fn list_by_album(
+    State(state): State<AppState>,
+    ApiPath(album_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<ApiJson<AlbumReviews>, ApiError> {
+    validate_album_id(&album_id)?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ReviewError::BadQuery("limit must be 1 to 100".into()).into());
+    }
+    let sort = query.sort.unwrap_or_default();
+    let cursor = match &query.cursor {
+        Some(raw) => Cursor::decode(raw, sort)?,
+        None => Cursor::start(sort),
+    };
+    let counts = store::rating_counts(&state.db, &album_id).await?;
+    // One extra row tells whether another page follows.
+    let mut rows = store::page(&state.db, &album_id, sort, &cursor, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|r| Cursor { rating_half: r.rating_half, created_at: r.created_at, id: r.id.clone() }.encode(sort))
+    } else {
+        None
+    };
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let half_sum: i64 = counts.iter().map(|(h, n)| h * n).sum();
+    Ok(ApiJson(AlbumReviews {
+        album_id,
+        total,
+        average_rating: (total > 0).then(|| half_sum as f64 / total as f64 / 2.0),
+        histogram: histogram(&counts),
+        items: rows.into_iter().map(to_review).collect(),
+        next_cursor,
+    }))
+}
+
+/// Change the rating and/or text of your own review.
+#[utoipa::path(put, path = "/reviews/{reviewId}", tag = "reviews", params(("reviewId" = String, Path)),
+    request_body = UpdateReview, security(("bearer" = [])),
+    responses((status = 200, body = Review), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+        (status = 422, body = crate::openapi::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateReview>,
+) -> Result<ApiJson<Review>, ApiError> {
+    if req.rating.is_none() && req.review_text.is_none() {
+        return Err(ReviewError::invalid("rating", "give rating and/or reviewText to change").into());
+    }
+    let rating_half = req.rating.map(rating_to_halves).transpose()?;
+    if let Some(text) = &req.review_text {
+        validate_text(text)?;
+    }
+    let updated =
+        store::update(&state.db, &id, user.id(), rating_half, req.review_text.as_deref(), now_millis()).await?;
+    match updated {
+        Some(mut row) => {
+            row.username = user.0.name.clone();
+            Ok(ApiJson(to_review(row)))
+        }
+        None => Err(missing_or_foreign(&state, &id).await),
+    }
+}
+
+/// Delete your own review.
+#[utoipa::path(delete, path = "/reviews/{reviewId}", tag = "reviews", params(("reviewId" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    if store::delete(&state.db, &id, user.id()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(missing_or_foreign(&state, &id).await)
+    }
+}
+
+/// After a write matched no row owned by the caller: 404 if absent, else 403.
+async fn missing_or_foreign(state: &AppState, id: &str) -> ApiError {
+    match store::exists(&state.db, id).await {
+        Ok(true) => ReviewError::Forbidden("only the author may change this review").into(),
+        Ok(false) => ReviewError::NotFound("review").into(),
+        Err(e) => e.into(),
+    }
+}

@@ -1,0 +1,26 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use liner_shared::auth::Verifier;
+use liner_shared::db::Db;
+
+use crate::keys::Signer;
+use crate::password::Passwords;
+use crate::users::limiter::LoginLimiter;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub signer: Arc<Signer>,
+    pub verifier: Arc<Verifier>,
+    pub passwords: Passwords,
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}

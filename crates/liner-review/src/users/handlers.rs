@@ -1,0 +1,115 @@
+//! Register, login, profile.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use liner_shared::auth::MaybeAuthUser;
+use liner_shared::error::ApiPath;
+use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
+
+use super::limiter::{MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_USER};
+use super::model::*;
+use super::store;
+use crate::error::ReviewError;
+use crate::state::AppState;
+
+/// Register a new user.
+#[utoipa::path(post, path = "/users/register", tag = "users", request_body = RegisterRequest,
+    responses((status = 201, body = RegisteredUser), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, ApiJson<RegisteredUser>), ApiError> {
+    validate_username(&req.username)?;
+    validate_email(&req.email)?;
+    validate_password(&req.password)?;
+    let user = User {
+        id: new_id(),
+        username: req.username,
+        email: req.email,
+        password_hash: state.passwords.hash(req.password).await.map_err(ReviewError::Internal)?,
+        created_at: now_millis(),
+    };
+    store::insert(&state.db, &user).await?;
+    tracing::info!(user_id = %user.id, "user registered");
+    let body = RegisteredUser {
+        id: user.id,
+        username: user.username,
+        email: user.email,
+        created_at: rfc3339(user.created_at),
+    };
+    Ok((StatusCode::CREATED, ApiJson(body)))
+}
+
+/// Log in with username (or email) and password; returns a bearer token.
+#[utoipa::path(post, path = "/users/login", tag = "users", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<ApiJson<LoginResponse>, ApiError> {
+    let user_key = format!("user:{}", req.username.to_lowercase());
+    let addr_key = format!("addr:{}", client_addr(&headers, peer));
+    let limiter = &state.login_limiter;
+    for (key, max) in [(&user_key, MAX_FAILURES_PER_USER), (&addr_key, MAX_FAILURES_PER_ADDR)] {
+        limiter.check(key, max).await.map_err(|retry_after_secs| ReviewError::LoginLocked { retry_after_secs })?;
+    }
+    let user = if req.username.contains('@') {
+        store::find_by_email(&state.db, &req.username).await?
+    } else {
+        store::find_by_username(&state.db, &req.username).await?
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = state.passwords.verify(req.password, hash).await.map_err(ReviewError::Internal)?;
+    let Some(user) = user.filter(|_| ok) else {
+        limiter.record_failure(&user_key).await;
+        limiter.record_failure(&addr_key).await;
+        return Err(ReviewError::BadCredentials.into());
+    };
+    limiter.reset(&user_key).await;
+    let token = state.signer.issue(&user.id, &user.username).map_err(ReviewError::Internal)?;
+    Ok(ApiJson(LoginResponse {
+        token,
+        token_type: "Bearer",
+        expires_in: state.signer.ttl_secs(),
+        user: UserRef { id: user.id, username: user.username },
+    }))
+}
+
+/// The client's address: the last `X-Forwarded-For` hop (appended by our gateway), else the peer.
+fn client_addr(headers: &HeaderMap, peer: SocketAddr) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| peer.ip().to_string())
+}
+
+/// A user's public profile (with `email` when the caller is that user).
+#[utoipa::path(get, path = "/users/profile/{userId}", tag = "users",
+    params(("userId" = String, Path, description = "user id")),
+    responses((status = 200, body = Profile), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn profile(
+    State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<ApiJson<Profile>, ApiError> {
+    let user = store::find_by_id(&state.db, &user_id).await?.ok_or(ReviewError::NotFound("user"))?;
+    let (review_count, average_rating) = store::review_stats(&state.db, &user.id).await?;
+    let is_self = caller.is_some_and(|c| c.sub == user.id);
+    Ok(ApiJson(Profile {
+        id: user.id,
+        username: user.username,
+        created_at: rfc3339(user.created_at),
+        review_count,
+        average_rating,
+        email: is_self.then_some(user.email),
+    }))
+}

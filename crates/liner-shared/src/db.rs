@@ -1,0 +1,76 @@
+//! Storage plumbing: one pool type for both backends.
+//!
+//! Liner keeps one SQL text per query for SQLite and PostgreSQL. Schemas use only the
+//! common subset (TEXT ids made by the application, BIGINT unix-millisecond times,
+//! BIGINT and DOUBLE PRECISION numbers, `$N` placeholders, `ON CONFLICT`, `RETURNING`,
+//! row-value comparisons), so sqlx's `Any` driver runs the same statement on either
+//! pool and the repository code has no per-backend branches. What `Any` cannot decode
+//! (Postgres `uuid`, `timestamptz`, `numeric`, SQLite booleans) is simply never used.
+//! Each service still keeps one migration tree per backend, and its tests run against
+//! both backends so the two stay in step.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+use crate::config::{Backend, DatabaseUrl};
+
+/// A connected, migrated database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// The two migration trees of a service; the right one runs on connect.
+pub struct Migrations<'a> {
+    pub sqlite: &'a Migrator,
+    pub postgres: &'a Migrator,
+}
+
+static DRIVERS: Once = Once::new();
+
+impl Db {
+    /// Connects, applies SQLite durability pragmas, and runs the matching migrations.
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32, migrations: Migrations<'_>) -> anyhow::Result<Self> {
+        DRIVERS.call_once(install_default_drivers);
+        let backend = url.backend();
+        let mut options =
+            AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(5));
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; synchronous=FULL makes every
+                    // acknowledged commit survive a crash of the process or the machine;
+                    // busy_timeout queues writers instead of failing them.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(url.as_str())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to database {url:?}: {e}"))?;
+        let migrator = match backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator.run(&pool).await.map_err(|e| anyhow::anyhow!("migrations failed on {url:?}: {e}"))?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Readiness: can a trivial query run now?
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// True when the error is a unique-constraint violation (a duplicate), on either backend.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

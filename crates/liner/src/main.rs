@@ -1,0 +1,41 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use liner::cli::{Cli, Command};
+use liner_shared::shutdown;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    liner_shared::telemetry::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(settings) => liner::up::run(settings).await,
+        Command::Review(settings) => {
+            run_one(liner_review::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
+        }
+        Command::Gateway(settings) => {
+            run_one(liner_gateway::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the whole cause chain.
+            eprintln!("liner: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_one(built: anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>>) -> anyhow::Result<()> {
+    built?.await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,94 @@
+//! `liner up`: the whole system in one process, the embedded default.
+//!
+//! Every service still gets its own loopback listener and talks to the others over
+//! real sockets, exactly as in a cluster — only the storage is embedded (SQLite files
+//! in the data dir) and fan-out stays in process. So the code paths are the cluster's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use liner_shared::config::DatabaseUrl;
+use liner_shared::shutdown;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpSettings {
+    /// Public address of the gateway.
+    #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the SQLite files and the generated signing key live.
+    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Review-service database instead of the SQLite file (tests use a PostgreSQL one).
+    #[arg(long, env = "LINER_REVIEW_DATABASE_URL", hide = true)]
+    pub review_database_url: Option<DatabaseUrl>,
+}
+
+impl UpSettings {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self { listen, data_dir, review_database_url: None }
+    }
+}
+
+/// A started system.
+pub struct System {
+    pub gateway: SocketAddr,
+    pub review: SocketAddr,
+    token: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl System {
+    /// Binds every service (nothing is served until all of them bound).
+    pub async fn start(settings: UpSettings, token: CancellationToken) -> anyhow::Result<Self> {
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let mut review_settings = liner_review::Settings::new(loopback, settings.data_dir.clone());
+        review_settings.database_url = settings.review_database_url.clone();
+        let review = liner_review::build(review_settings).await?;
+        let review_addr = review.addr();
+
+        let routes = vec![format!("review=http://{review_addr}").parse().map_err(anyhow::Error::msg)?];
+        let gateway = liner_gateway::build(liner_gateway::Settings::new(settings.listen, routes)).await?;
+        let gateway_addr = gateway.addr();
+
+        let mut tasks = JoinSet::new();
+        let t = token.clone();
+        tasks.spawn(async move { ("review", review.run_until(t).await) });
+        let t = token.clone();
+        tasks.spawn(async move { ("gateway", gateway.run_until(t).await) });
+        tracing::info!(gateway = %gateway_addr, review = %review_addr, "liner is up");
+        Ok(Self { gateway: gateway_addr, review: review_addr, token, tasks })
+    }
+
+    /// Runs until the token is cancelled or any service stops; then stops the rest.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            self.token.cancel();
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => {
+                    tracing::error!(service = name, error = %e, "service failed");
+                    first_error.get_or_insert(e.context(format!("{name} failed")));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(anyhow::anyhow!("a service task panicked: {e}"));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stops every service and waits for them to drain.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        self.wait().await
+    }
+}
+
+pub async fn run(settings: UpSettings) -> anyhow::Result<()> {
+    let system = System::start(settings, shutdown::token_on_signal()).await?;
+    println!("Liner is up: http://{}/api/users-reviews/", system.gateway);
+    system.wait().await
+}
