@@ -9,7 +9,7 @@ pub fn init() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
     let _ = if std::env::var("LINER_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
     } else {

@@ -1,0 +1,158 @@
+//! Test support: start the real system on port 0 and talk to it like a client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use liner::up::{System, UpSettings};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn name(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A running `liner up` with its own data dir (and its own PostgreSQL database).
+pub struct TestApp {
+    pub base: String,
+    pub gateway: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    system: Option<System>,
+}
+
+pub async fn review_database(backend: Backend) -> Option<liner_shared::config::DatabaseUrl> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(liner_shared::testkit::fresh_pg_database().await.parse().expect("pg url")),
+    }
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = UpSettings::new(([127, 0, 0, 1], 0).into(), data_dir.path().to_path_buf());
+        settings.review_database_url = review_database(backend).await;
+        let system = System::start(settings, CancellationToken::new()).await.expect("system starts");
+        let gateway = system.gateway;
+        Self {
+            base: format!("http://{gateway}/api/users-reviews"),
+            gateway,
+            data_dir,
+            http: reqwest::Client::new(),
+            system: Some(system),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(system) = self.system.take() {
+            system.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Sends a request; returns status, headers and the body parsed as JSON (Null if empty).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Resp::from(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Registers `name` and logs in; returns (user id, token).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/users/register",
+                None,
+                json!({"username": name, "password": "correct horse", "email": format!("{name}@example.com")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "register {name}: {}", r.body);
+        let r = self.post("/users/login", None, json!({"username": name, "password": "correct horse"})).await;
+        assert_eq!(r.status, StatusCode::OK, "login {name}: {}", r.body);
+        (r.body["user"]["id"].as_str().expect("id").to_owned(), r.body["token"].as_str().expect("token").to_owned())
+    }
+
+    pub async fn review(&self, token: &str, album: &str, rating: f64) -> Value {
+        let r =
+            self.post("/reviews", Some(token), json!({"albumId": album, "rating": rating, "reviewText": "ok"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub async fn from(res: reqwest::Response) -> Self {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Self { status, headers, body }
+    }
+
+    /// Asserts the API error shape with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        assert!(
+            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message missing: {}",
+            self.body
+        );
+    }
+
+    #[track_caller]
+    pub fn assert_invalid(&self, field: &str) {
+        self.assert_error(422, "invalid_field");
+        let msg = self.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(field), "message should name {field}: {msg}");
+    }
+}

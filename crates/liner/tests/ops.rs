@@ -1,0 +1,83 @@
+//! Operational surface: health, readiness, metrics, request ids, OpenAPI, CLI config errors.
+
+mod common;
+
+use common::{Backend, TestApp};
+use reqwest::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_request_ids() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let gw = format!("http://{}", app.gateway);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = app.http.get(format!("{gw}{path}")).send().await.expect("sent");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    app.get("/reviews/album/x").await;
+    let review_metrics = app.http.get(format!("{gw}/metrics")).send().await.expect("sent").text().await.expect("text");
+    assert!(
+        review_metrics
+            .contains("http_requests_total{service=\"review\",route=\"/api/users-reviews/reviews/album/{album_id}\""),
+        "{review_metrics}"
+    );
+
+    // The gateway sets a request id when missing and keeps the client's when present.
+    let r = app.http.get(format!("{}/reviews/album/x", app.base)).send().await.expect("sent");
+    assert!(r.headers().get("x-request-id").is_some_and(|v| v.len() >= 16));
+    let r = app
+        .http
+        .get(format!("{}/reviews/album/x", app.base))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.headers()["x-request-id"], "trace-me-123");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_lists_every_operation() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let doc = app.get("/openapi.json").await.body;
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{doc}");
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/users/register", "post"),
+        ("/users/login", "post"),
+        ("/users/profile/{userId}", "get"),
+        ("/reviews", "post"),
+        ("/reviews/{reviewId}", "get"),
+        ("/reviews/{reviewId}", "put"),
+        ("/reviews/{reviewId}", "delete"),
+        ("/reviews/album/{albumId}", "get"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path} missing");
+    }
+    for schema in ["Review", "AlbumReviews", "RegisterRequest", "LoginResponse", "ErrorBody"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing");
+    }
+    let create = &paths["/reviews"]["post"]["responses"];
+    for status in ["201", "401", "403", "409", "422"] {
+        assert!(create[status].is_object(), "POST /reviews documents {status}");
+    }
+    app.stop().await;
+}
+
+#[test]
+fn bad_configuration_fails_fast_with_one_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liner"))
+        .args(["review", "--database-url", "mysql://nope"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database URL must start with"), "{err}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liner"))
+        .args(["review", "--listen", "127.0.0.1:1", "--data-dir", "/proc/definitely/not/writable"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().filter(|l| l.starts_with("liner:")).count(), 1, "{err}");
+}
