@@ -107,7 +107,13 @@ where
     Phase { ops: latency.len() - errors, errors, elapsed: started.elapsed(), latency }
 }
 
-async fn request(client: &HttpClient, method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> anyhow::Result<(u16, Bytes)> {
+async fn request(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Bytes)> {
     let mut req = hyper::Request::builder().method(method).uri(url);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -119,7 +125,7 @@ async fn request(client: &HttpClient, method: &str, url: &str, token: Option<&st
         }
         None => Full::new(Bytes::new()),
     };
-    let res = client.request(req.body(body)?).await?;
+    let res = tokio::time::timeout(Duration::from_secs(5), client.request(req.body(body)?)).await??;
     let status = res.status().as_u16();
     Ok((status, res.into_body().collect().await?.to_bytes()))
 }
@@ -144,9 +150,19 @@ async fn users(client: &HttpClient, base: &str, n: u64) -> anyhow::Result<Vec<(S
         let name = format!("bench{i}");
         let body = json!({"username": name, "password": "password1", "email": format!("{name}@x.io")});
         request(client, "POST", &format!("{base}/users/register"), None, Some(body)).await?;
-        let (_, bytes) = request(client, "POST", &format!("{base}/users/login"), None, Some(json!({"username": name, "password": "password1"}))).await?;
+        let (_, bytes) = request(
+            client,
+            "POST",
+            &format!("{base}/users/login"),
+            None,
+            Some(json!({"username": name, "password": "password1"})),
+        )
+        .await?;
         let v: Value = serde_json::from_slice(&bytes)?;
-        out.push((v["user"]["id"].as_str().unwrap_or_default().to_owned(), v["token"].as_str().unwrap_or_default().to_owned()));
+        out.push((
+            v["user"]["id"].as_str().unwrap_or_default().to_owned(),
+            v["token"].as_str().unwrap_or_default().to_owned(),
+        ));
     }
     Ok(out)
 }
@@ -202,8 +218,58 @@ async fn review_writes(cli: &Cli) -> anyhow::Result<()> {
         raw_rates.push(raw.rate());
     }
     let (raw, svc, gw) = (median(raw_rates), median(svc_rates), median(gw_rates));
-    println!("\nmedian: raw {raw:.0}/s, service {svc:.0}/s ({:.2}x raw), via gateway {gw:.0}/s ({:.2}x raw)", svc / raw, gw / raw);
+    println!(
+        "\nmedian: raw {raw:.0}/s, service {svc:.0}/s ({:.2}x raw), via gateway {gw:.0}/s ({:.2}x raw)",
+        svc / raw,
+        gw / raw
+    );
     system.shutdown().await
+}
+
+/// NGINX in front of the same review instance, when an `nginx` binary is installed:
+/// the reference a gateway should match. Killed when dropped.
+struct Nginx {
+    bin: &'static str,
+    child: std::process::Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    /// `-s stop` ends the workers too (killing only the master would orphan them).
+    fn drop(&mut self) {
+        let prefix = self.dir.path().display().to_string();
+        let _ = std::process::Command::new(self.bin).args(["-p", &prefix, "-c", "nginx.conf", "-s", "stop"]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(upstream: SocketAddr) -> Option<Nginx> {
+    let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+    let dir = tempfile::tempdir().ok()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let conf = format!(
+        "worker_processes auto; pid {d}/nginx.pid; error_log {d}/error.log; events {{ worker_connections 4096; }}
+http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
+  upstream review {{ server {upstream}; keepalive 256; }}
+  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://review; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}",
+        d = dir.path().display()
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
+    let child = std::process::Command::new(bin)
+        .args(["-p", &dir.path().display().to_string(), "-c", "nginx.conf", "-g", "daemon off;"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Some(Nginx { bin, child, addr, dir });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 async fn gateway(cli: &Cli) -> anyhow::Result<()> {
@@ -211,12 +277,29 @@ async fn gateway(cli: &Cli) -> anyhow::Result<()> {
     let http = client();
     let direct = format!("http://{}/api/users-reviews", system.review);
     let via = format!("http://{}/api/users-reviews", system.gateway);
+    let nginx = start_nginx(system.review);
+    let via_nginx = nginx.as_ref().map(|n| format!("http://{}/api/users-reviews", n.addr));
+    if nginx.is_none() {
+        println!("(no nginx installed: comparing with direct only)");
+    }
     let acc = users(&http, &direct, 1).await?;
-    let (_, bytes) = request(&http, "POST", &format!("{direct}/reviews"), Some(&acc[0].1), Some(json!({"albumId": "bench", "rating": 4.0}))).await?;
+    let (_, bytes) = request(
+        &http,
+        "POST",
+        &format!("{direct}/reviews"),
+        Some(&acc[0].1),
+        Some(json!({"albumId": "bench", "rating": 4.0})),
+    )
+    .await?;
     let id = serde_json::from_slice::<Value>(&bytes)?["id"].as_str().unwrap_or_default().to_owned();
-    let (mut d_rates, mut g_rates, mut d_p50, mut g_p50) = (vec![], vec![], vec![], vec![]);
+    let mut legs = vec![("direct", direct.clone()), ("via gateway", via.clone())];
+    if let Some(n) = &via_nginx {
+        legs.push(("via nginx", n.clone()));
+    }
+    let mut rates: Vec<Vec<f64>> = vec![vec![]; legs.len()];
+    let mut p50s: Vec<Vec<f64>> = vec![vec![]; legs.len()];
     for round in 0..cli.rounds {
-        for (name, base) in [("direct", &direct), ("via gateway", &via)] {
+        for (leg, (name, base)) in legs.iter().enumerate() {
             let (http, url) = (http.clone(), format!("{base}/reviews/{id}"));
             let phase = run_phase(cli.concurrency, cli.seconds, move |_, _| {
                 let (http, url) = (http.clone(), url.clone());
@@ -224,13 +307,21 @@ async fn gateway(cli: &Cli) -> anyhow::Result<()> {
             })
             .await;
             println!("{}", phase.line(&format!("round {round} GET review {name}")));
-            let p50 = phase.latency.value_at_quantile(0.5) as f64 / 1000.0;
-            if name == "direct" { (d_rates.push(phase.rate()), d_p50.push(p50)) } else { (g_rates.push(phase.rate()), g_p50.push(p50)) };
+            rates[leg].push(phase.rate());
+            p50s[leg].push(phase.latency.value_at_quantile(0.5) as f64 / 1000.0);
         }
     }
-    let (d, g) = (median(d_rates), median(g_rates));
-    println!("\nmedian: direct {d:.0}/s p50 {:.2} ms, via gateway {g:.0}/s p50 {:.2} ms ({:.2}x direct throughput)", median(d_p50), median(g_p50), g / d);
-    let _: SocketAddr = system.gateway;
+    let direct_rate = median(rates[0].clone());
+    println!();
+    for (leg, (name, _)) in legs.iter().enumerate() {
+        let rate = median(rates[leg].clone());
+        println!(
+            "median {name:<12} {rate:>8.0}/s  p50 {:.2} ms  ({:.2}x direct)",
+            median(p50s[leg].clone()),
+            rate / direct_rate
+        );
+    }
+    drop(nginx);
     system.shutdown().await
 }
 
