@@ -1,1 +1,108 @@
-//! liner-discovery
+//! The service registry: a small gRPC service (`discovery.v1.Discovery`) where service
+//! instances register with a lease and renew it by heartbeat, and where the gateway
+//! lists or watches the live instances of each service.
+//!
+//! Why its own process: every other piece (gateway, replicas) can then come and go
+//! independently, and `liner up` runs the same registry on a loopback port so the
+//! embedded mode takes the cluster's code path. State is in memory only and is rebuilt
+//! from heartbeats after a restart (see `proto/discovery/v1/discovery.proto`).
+//!
+//! One port serves gRPC (discovery, `grpc.health.v1.Health`, reflection) and the
+//! operational HTTP endpoints (`/healthz`, `/readyz`, `/metrics`).
+//!
+//! [`client`] holds what the other processes use: the registration loop every service
+//! runs, and the watch helper the gateway uses; [`grpc_health`] lets an HTTP service
+//! serve `grpc.health.v1.Health` on its own port.
+
+pub mod client;
+pub mod grpc_health;
+pub mod registry;
+pub mod service;
+
+pub mod proto {
+    #![allow(clippy::all)]
+    tonic::include_proto!("discovery.v1");
+
+    /// The encoded descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("discovery_descriptor");
+}
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use liner_shared::server::Bound;
+use tokio_util::sync::CancellationToken;
+
+use crate::proto::discovery_server::DiscoveryServer;
+use crate::registry::Registry;
+use crate::service::DiscoveryService;
+
+/// Everything the registry is configured by.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on (gRPC and /healthz, /readyz, /metrics on one port).
+    #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Lease TTL in seconds granted to instances that ask for none; also how long a
+    /// restarted registry calls its state incomplete.
+    #[arg(long, env = "LINER_DISCOVERY_TTL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub default_ttl_secs: u64,
+}
+
+impl Settings {
+    pub fn new(listen: SocketAddr) -> Self {
+        Self { listen, default_ttl_secs: 10 }
+    }
+}
+
+/// A bound registry that has not started serving.
+pub struct Running {
+    bound: Bound,
+    registry: Arc<Registry>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.bound.addr()
+    }
+
+    /// `http://ADDR`, what clients pass as their discovery URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// Serves until `token` is cancelled; open watch streams end then.
+    pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
+        let expiry = tokio::spawn(self.registry.clone().expire_until(token.child_token()));
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<DiscoveryServer<DiscoveryService>>().await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let discovery = DiscoveryServer::new(DiscoveryService::new(self.registry.clone(), token.clone()));
+        let grpc = tonic::service::Routes::new(discovery)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .into_axum_router();
+        let ready: liner_shared::http::ReadyCheck = Arc::new(|| Box::pin(async { true }));
+        let router = grpc.merge(liner_shared::http::ops_router(ready));
+        let served = self.bound.serve(router, token.clone()).await;
+        health.set_not_serving::<DiscoveryServer<DiscoveryService>>().await;
+        token.cancel();
+        let _ = expiry.await;
+        served
+    }
+}
+
+/// Binds the listener; nothing is served until [`Running::run_until`].
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let registry = Arc::new(Registry::new(Duration::from_secs(settings.default_ttl_secs)));
+    let bound = Bound::bind(settings.listen, "discovery").await?;
+    Ok(Running { bound, registry })
+}

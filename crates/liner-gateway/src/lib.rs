@@ -1,42 +1,143 @@
 //! The gateway: the single public entry. It maps a path prefix to a service, picks a
 //! healthy instance of it, and forwards the request (WebSocket upgrades included),
 //! answering in the API error shape when no instance can.
+//!
+//! Pieces, one file each: `upstreams` (route table, static fallback list), `balance`
+//! (per-service endpoint snapshots fed by discovery; power of two choices), `breaker`
+//! (passive ejection), `health` (active `/readyz` checks), `limits` (rate limits,
+//! in-flight cap, retry budget), `auth` (edge JWT check) and `proxy` (the phases of a
+//! forwarded request).
+//!
+//! Where instances come from: with `--discovery URL` the gateway watches the registry
+//! for `review` and `forum` instances and keeps the last known set while the registry
+//! is away; the static `--upstream` list is used for a service whose discovered set is
+//! empty (or when no registry is configured).
 
+pub mod auth;
+pub mod balance;
+pub mod breaker;
+pub mod health;
+pub mod limits;
 pub mod proxy;
 pub mod upstreams;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use liner_shared::http::REQUEST_ID;
 use liner_shared::server::Bound;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::upstreams::{StaticRoute, Upstreams};
+use crate::balance::Pool;
+use crate::breaker::BreakerConfig;
+use crate::limits::{InFlight, RateLimiter, RetryBudget};
+use crate::upstreams::{ROUTES, RouteTimeout, StaticRoute};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Static upstream, `SERVICE=http://HOST:PORT` (repeatable; SERVICE is `review` or `forum`).
+    /// Registry to watch for instances, `http://HOST:PORT`.
+    #[arg(long, env = "LINER_DISCOVERY")]
+    pub discovery: Option<String>,
+    /// Static upstream, `SERVICE=http://HOST:PORT` (repeatable; SERVICE is `review` or
+    /// `forum`); used for a service while discovery knows no instance of it.
     #[arg(long = "upstream", env = "LINER_UPSTREAMS", value_delimiter = ',')]
     pub upstreams: Vec<StaticRoute>,
-    /// Per-request upstream timeout in seconds (504 past it).
+    /// Default upstream timeout in seconds, until the answer's head (504 past it).
     #[arg(long, env = "LINER_UPSTREAM_TIMEOUT_SECS", default_value_t = 30)]
     pub upstream_timeout_secs: u64,
+    /// Per-route timeout, `SERVICE=MILLISECONDS` (repeatable), overriding the default.
+    #[arg(long = "route-timeout", env = "LINER_ROUTE_TIMEOUTS", value_delimiter = ',')]
+    pub route_timeouts: Vec<RouteTimeout>,
+    /// Verify tokens at the edge on writes and WebSocket connects.
+    #[arg(long, env = "LINER_EDGE_AUTH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub edge_auth: bool,
+    /// JWKS to verify tokens with [default: from a discovered review instance].
+    #[arg(long, env = "LINER_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Requests per second per client IP (0 = no limit).
+    #[arg(long, env = "LINER_RATE_LIMIT_IP", default_value_t = 1000)]
+    pub rate_limit_ip: u32,
+    /// Burst allowance per client IP.
+    #[arg(long, env = "LINER_RATE_BURST_IP", default_value_t = 2000)]
+    pub rate_burst_ip: u32,
+    /// Authenticated requests per second per user (0 = no limit).
+    #[arg(long, env = "LINER_RATE_LIMIT_USER", default_value_t = 50)]
+    pub rate_limit_user: u32,
+    /// Burst allowance per user.
+    #[arg(long, env = "LINER_RATE_BURST_USER", default_value_t = 100)]
+    pub rate_burst_user: u32,
+    /// Requests forwarded at once before new ones are shed with 503.
+    #[arg(long, env = "LINER_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Largest request body forwarded (413 past it).
+    #[arg(long, env = "LINER_MAX_REQUEST_BYTES", default_value_t = 256 * 1024)]
+    pub max_request_bytes: usize,
+    /// Largest response body forwarded.
+    #[arg(long, env = "LINER_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Origins allowed by CORS (repeatable), e.g. `http://localhost:5173`.
+    #[arg(long = "cors-origin", env = "LINER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Active health check (`GET /readyz`) interval in milliseconds.
+    #[arg(long, env = "LINER_HEALTH_INTERVAL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub health_interval_ms: u64,
+    /// Tries per request, the first included (retries follow the rules in `proxy`).
+    #[arg(long, env = "LINER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=10))]
+    pub max_attempts: u64,
+    /// Consecutive failures that open an instance's breaker (a connect error opens it at once).
+    #[arg(long, env = "LINER_BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: u32,
+    /// First breaker cool-down in milliseconds (doubles per failed probe, up to 30 s).
+    #[arg(long, env = "LINER_BREAKER_COOLDOWN_MS", default_value_t = 1000)]
+    pub breaker_cooldown_ms: u64,
 }
 
 impl Settings {
     pub fn new(listen: SocketAddr, upstreams: Vec<StaticRoute>) -> Self {
-        Self { listen, upstreams, upstream_timeout_secs: 30 }
+        Self {
+            listen,
+            discovery: None,
+            upstreams,
+            upstream_timeout_secs: 30,
+            route_timeouts: Vec::new(),
+            edge_auth: true,
+            jwks_url: None,
+            rate_limit_ip: 1000,
+            rate_burst_ip: 2000,
+            rate_limit_user: 50,
+            rate_burst_user: 100,
+            max_in_flight: 1024,
+            max_request_bytes: 256 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            cors_origins: Vec::new(),
+            health_interval_ms: 2000,
+            max_attempts: 3,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 1000,
+        }
+    }
+
+    /// The same, watching the registry at `discovery_url`.
+    pub fn with_discovery(mut self, discovery_url: impl Into<String>) -> Self {
+        self.discovery = Some(discovery_url.into());
+        self
     }
 }
 
 pub struct Running {
     bound: Bound,
     router: Router,
+    pools: Vec<Arc<Pool>>,
+    background: CancellationToken,
+    _stop_background: DropGuard,
 }
 
 impl Running {
@@ -44,21 +145,155 @@ impl Running {
         self.bound.addr()
     }
 
+    /// A read-only view of the instance pools that outlives `run_until` (tests, `liner up`).
+    pub fn view(&self) -> PoolsView {
+        PoolsView(self.pools.clone())
+    }
+
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        self.bound.serve(self.router, token).await
+        let served = self.bound.serve(self.router, token).await;
+        self.background.cancel();
+        served
     }
 }
 
+/// What the gateway currently routes to.
+#[derive(Clone)]
+pub struct PoolsView(Vec<Arc<Pool>>);
+
+impl PoolsView {
+    /// The known instances (base URLs) of `service`, eligible or not.
+    pub fn instances(&self, service: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|p| p.service() == service)
+            .flat_map(|p| p.endpoints().iter().map(|e| e.base_url.clone()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// The instances of `service` that would receive traffic now.
+    pub fn eligible(&self, service: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|p| p.service() == service)
+            .flat_map(|p| {
+                p.endpoints().iter().filter(|e| e.is_eligible()).map(|e| e.base_url.clone()).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+fn base_url(address: &str) -> String {
+    if address.starts_with("http://") { address.trim_end_matches('/').to_owned() } else { format!("http://{address}") }
+}
+
+fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o.trim_end_matches('/')).map_err(|_| anyhow::anyhow!("bad CORS origin {o:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+            .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    ))
+}
+
+/// Binds the listener and starts watching discovery and checking instances; requests
+/// are served from [`Running::run_until`].
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    let upstreams = Arc::new(Upstreams::from_static(&settings.upstreams));
-    let proxy = proxy::Proxy::new(upstreams.clone(), Duration::from_secs(settings.upstream_timeout_secs));
-    let ready_upstreams = upstreams.clone();
-    let ready: liner_shared::http::ReadyCheck = Arc::new(move || {
-        let u = ready_upstreams.clone();
-        Box::pin(async move { u.has_any() })
+    let cors = cors(&settings.cors_origins)?;
+    if let Some(url) = &settings.jwks_url
+        && !url.starts_with("http://")
+    {
+        anyhow::bail!("--jwks-url must be an http:// URL (the gateway talks plain HTTP to services)");
+    }
+    let background = CancellationToken::new();
+    let client = proxy::http_client();
+    let breaker = BreakerConfig {
+        failure_threshold: settings.breaker_failures,
+        base_cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
+        ..BreakerConfig::default()
+    };
+    let mut pools = HashMap::new();
+    for (_, service) in ROUTES {
+        let statics = settings.upstreams.iter().filter(|r| r.service == *service).map(|r| r.base_url.clone()).collect();
+        pools.insert(*service, Arc::new(Pool::new(service, statics, breaker)));
+    }
+    if let Some(url) = &settings.discovery {
+        for (service, pool) in &pools {
+            let mut watched = liner_discovery::client::watch_service(url, service, background.child_token())?;
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                while watched.changed().await.is_ok() {
+                    let urls: Option<Vec<String>> = watched
+                        .borrow_and_update()
+                        .as_ref()
+                        .map(|set| set.iter().map(|i| base_url(&i.address)).collect());
+                    if let Some(urls) = urls {
+                        pool.set_discovered(urls);
+                    }
+                }
+            });
+        }
+        tracing::info!(discovery = %url, "gateway watches discovery");
+    }
+    let all: Vec<Arc<Pool>> = pools.values().cloned().collect();
+    tokio::spawn(health::check_until(
+        all.clone(),
+        client.clone(),
+        Duration::from_millis(settings.health_interval_ms),
+        background.child_token(),
+    ));
+
+    let review = pools.get("review").cloned().ok_or_else(|| anyhow::anyhow!("review route missing"))?;
+    let auth =
+        settings.edge_auth.then(|| Arc::new(auth::EdgeAuth::new(settings.jwks_url.clone(), review, client.clone())));
+    if let Some(auth) = auth.clone() {
+        let token = background.child_token();
+        tokio::spawn(async move { auth.prefetch_until(token).await });
+    }
+    let timeouts = settings
+        .route_timeouts
+        .iter()
+        .filter_map(|t| ROUTES.iter().find(|(_, s)| *s == t.service).map(|(_, s)| (*s, t.timeout)))
+        .collect();
+    let proxy = Arc::new(proxy::Proxy {
+        pools,
+        client,
+        timeouts,
+        default_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
+        auth,
+        ip_limit: RateLimiter::new(settings.rate_limit_ip, settings.rate_burst_ip),
+        user_limit: RateLimiter::new(settings.rate_limit_user, settings.rate_burst_user),
+        in_flight: InFlight::new(settings.max_in_flight),
+        retry_budget: RetryBudget::new(0.2, 10.0),
+        max_request_bytes: settings.max_request_bytes,
+        max_response_bytes: settings.max_response_bytes,
+        max_attempts: usize::try_from(settings.max_attempts).unwrap_or(3),
+        tunnels_stop: background.child_token(),
     });
-    let router = Router::new().fallback(proxy::handle).with_state(proxy).merge(liner_shared::http::ops_router(ready));
+
+    let ready_pools = all.clone();
+    let ready: liner_shared::http::ReadyCheck = Arc::new(move || {
+        let any = ready_pools.iter().any(|p| p.has_eligible());
+        Box::pin(async move { any })
+    });
+    let mut router = Router::new()
+        .fallback(proxy::handle)
+        .with_state(proxy)
+        .merge(liner_shared::http::ops_router(ready))
+        .method_not_allowed_fallback(liner_shared::error::method_not_allowed);
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
     let router = router.layer(axum::middleware::from_fn(proxy::ensure_request_id));
     let bound = Bound::bind(settings.listen, "gateway").await?;
-    Ok(Running { bound, router })
+    Ok(Running { bound, router, pools: all, _stop_background: background.clone().drop_guard(), background })
 }

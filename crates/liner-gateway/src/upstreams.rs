@@ -1,8 +1,6 @@
-//! Which instances serve which path prefix.
+//! Which service serves which path prefix, and the static (fallback) upstream list.
 
 use std::str::FromStr;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Public path prefix → service name.
 pub const ROUTES: &[(&str, &str)] = &[("/api/users-reviews", "review"), ("/api/forums", "forum")];
@@ -30,42 +28,25 @@ impl FromStr for StaticRoute {
     }
 }
 
-/// The instances of each service, picked round-robin.
-#[derive(Default)]
-pub struct Upstreams {
-    services: RwLock<Vec<(String, Vec<String>)>>,
-    next: AtomicUsize,
+/// `SERVICE=MILLIS` from the command line: a per-route upstream timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTimeout {
+    pub service: String,
+    pub timeout: std::time::Duration,
 }
 
-impl Upstreams {
-    pub fn from_static(routes: &[StaticRoute]) -> Self {
-        let this = Self::default();
-        for (_, service) in ROUTES {
-            let urls: Vec<String> =
-                routes.iter().filter(|r| r.service == *service).map(|r| r.base_url.clone()).collect();
-            this.set(service, urls);
+impl FromStr for RouteTimeout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (service, ms) = s.split_once('=').ok_or("expected SERVICE=MILLISECONDS")?;
+        if !ROUTES.iter().any(|(_, name)| *name == service) {
+            return Err(format!("unknown service {service:?}: expected review or forum"));
         }
-        this
-    }
-
-    pub fn set(&self, service: &str, urls: Vec<String>) {
-        let mut services = self.services.write().unwrap_or_else(|p| p.into_inner());
-        services.retain(|(name, _)| name != service);
-        services.push((service.to_owned(), urls));
-    }
-
-    pub fn has_any(&self) -> bool {
-        self.services.read().unwrap_or_else(|p| p.into_inner()).iter().any(|(_, urls)| !urls.is_empty())
-    }
-
-    /// The next instance of `service`, or None when it has none.
-    pub fn pick(&self, service: &str) -> Option<String> {
-        let services = self.services.read().unwrap_or_else(|p| p.into_inner());
-        let urls = &services.iter().find(|(name, _)| name == service)?.1;
-        if urls.is_empty() {
-            return None;
+        let ms: u64 = ms.parse().map_err(|_| format!("bad milliseconds {ms:?}"))?;
+        if ms == 0 {
+            return Err("timeout must be positive".into());
         }
-        Some(urls[self.next.fetch_add(1, Ordering::Relaxed) % urls.len()].clone())
+        Ok(Self { service: service.to_owned(), timeout: std::time::Duration::from_millis(ms) })
     }
 }
 
@@ -95,5 +76,8 @@ mod tests {
         assert!("nope=http://127.0.0.1:1".parse::<StaticRoute>().is_err());
         assert!("review=https://x:1".parse::<StaticRoute>().is_err());
         assert!("review=http://x:1/path".parse::<StaticRoute>().is_err());
+        assert!("forum=1500".parse::<RouteTimeout>().is_ok());
+        assert!("forum=0".parse::<RouteTimeout>().is_err());
+        assert!("chat=10".parse::<RouteTimeout>().is_err());
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use liner_discovery::client::{Registrar, Registration, advertise_address};
 use liner_shared::config::DatabaseUrl;
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
@@ -60,6 +61,12 @@ pub struct Settings {
     /// Token lifetime in seconds.
     #[arg(long, env = "LINER_TOKEN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub token_ttl_secs: u64,
+    /// Registry to register with, `http://HOST:PORT` (unset: not registered).
+    #[arg(long, env = "LINER_DISCOVERY")]
+    pub discovery: Option<String>,
+    /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
+    #[arg(long, env = "LINER_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
     /// Database connections in the pool.
     #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
@@ -75,6 +82,8 @@ impl Settings {
             data_dir,
             jwt_key_file: None,
             token_ttl_secs: 86_400,
+            discovery: None,
+            advertise_host: None,
             db_max_connections: 16,
         }
     }
@@ -88,6 +97,7 @@ impl Settings {
 pub struct Running {
     bound: Bound,
     router: Router,
+    registrar: Option<Registrar>,
 }
 
 impl Running {
@@ -95,8 +105,15 @@ impl Running {
         self.bound.addr()
     }
 
+    /// Serves (registered with discovery, when configured) until `token` is cancelled;
+    /// deregisters on the way out.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        self.bound.serve(self.router, token).await
+        let registration = self.registrar.map(|r| tokio::spawn(r.run(token.clone())));
+        let served = self.bound.serve(self.router, token).await;
+        if let Some(task) = registration {
+            let _ = task.await;
+        }
+        served
     }
 }
 
@@ -124,7 +141,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
     };
     let bound = Bound::bind(settings.listen, "review").await?;
-    Ok(Running { bound, router: router(state) })
+    let registrar = match &settings.discovery {
+        Some(url) => {
+            let address = advertise_address(bound.addr(), settings.advertise_host.as_deref());
+            Some(Registrar::new(url, Registration::new("review", address))?)
+        }
+        None => None,
+    };
+    Ok(Running { bound, router: router(state), registrar })
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {

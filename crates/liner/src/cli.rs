@@ -18,4 +18,6 @@ pub enum Command {
     Review(liner_review::Settings),
     /// Run the gateway alone.
     Gateway(liner_gateway::Settings),
+    /// Run the service registry (gRPC discovery) alone.
+    Discovery(liner_discovery::Settings),
 }

@@ -16,6 +16,9 @@ async fn main() -> ExitCode {
         Command::Gateway(settings) => {
             run_one(liner_gateway::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
         }
+        Command::Discovery(settings) => {
+            run_one(liner_discovery::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

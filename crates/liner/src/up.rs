@@ -20,6 +20,15 @@ pub struct UpSettings {
     /// Where the SQLite files and the generated signing key live.
     #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Where the registry listens (loopback; port 0 = any free port).
+    #[arg(long, env = "LINER_DISCOVERY_LISTEN", default_value = "127.0.0.1:0")]
+    pub discovery_listen: SocketAddr,
+    /// Gateway rate limit per client address, requests/s (0 = off).
+    #[arg(long, env = "LINER_RATE_LIMIT_IP", default_value_t = 1000)]
+    pub rate_limit_ip: u32,
+    /// Gateway rate limit per user on writes, requests/s (0 = off).
+    #[arg(long, env = "LINER_RATE_LIMIT_USER", default_value_t = 50)]
+    pub rate_limit_user: u32,
     /// Review-service database instead of the SQLite file (tests use a PostgreSQL one).
     #[arg(long, env = "LINER_REVIEW_DATABASE_URL", hide = true)]
     pub review_database_url: Option<DatabaseUrl>,
@@ -27,7 +36,14 @@ pub struct UpSettings {
 
 impl UpSettings {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
-        Self { listen, data_dir, review_database_url: None }
+        Self {
+            listen,
+            data_dir,
+            discovery_listen: ([127, 0, 0, 1], 0).into(),
+            rate_limit_ip: 1000,
+            rate_limit_user: 50,
+            review_database_url: None,
+        }
     }
 }
 
@@ -35,7 +51,9 @@ impl UpSettings {
 pub struct System {
     pub gateway: SocketAddr,
     pub review: SocketAddr,
+    pub discovery: SocketAddr,
     token: CancellationToken,
+    registry: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
 
@@ -43,22 +61,48 @@ impl System {
     /// Binds every service (nothing is served until all of them bound).
     pub async fn start(settings: UpSettings, token: CancellationToken) -> anyhow::Result<Self> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let discovery = liner_discovery::build(liner_discovery::Settings::new(settings.discovery_listen)).await?;
+        let discovery_addr = discovery.addr();
+        let discovery_url = discovery.url();
+
         let mut review_settings = liner_review::Settings::new(loopback, settings.data_dir.clone());
         review_settings.database_url = settings.review_database_url.clone();
+        review_settings.discovery = Some(discovery_url.clone());
         let review = liner_review::build(review_settings).await?;
         let review_addr = review.addr();
 
-        let routes = vec![format!("review=http://{review_addr}").parse().map_err(anyhow::Error::msg)?];
-        let gateway = liner_gateway::build(liner_gateway::Settings::new(settings.listen, routes)).await?;
+        let mut gateway_settings = liner_gateway::Settings::new(settings.listen, vec![]).with_discovery(&discovery_url);
+        gateway_settings.rate_limit_ip = settings.rate_limit_ip;
+        gateway_settings.rate_limit_user = settings.rate_limit_user;
+        let gateway = liner_gateway::build(gateway_settings).await?;
         let gateway_addr = gateway.addr();
+        let view = gateway.view();
 
+        // The registry has its own token: it stops after every service did, so their
+        // deregistrations reach it.
         let mut tasks = JoinSet::new();
+        let registry = CancellationToken::new();
+        let t = registry.clone();
+        tasks.spawn(async move { ("discovery", discovery.run_until(t).await) });
         let t = token.clone();
         tasks.spawn(async move { ("review", review.run_until(t).await) });
         let t = token.clone();
         tasks.spawn(async move { ("gateway", gateway.run_until(t).await) });
-        tracing::info!(gateway = %gateway_addr, review = %review_addr, "liner is up");
-        Ok(Self { gateway: gateway_addr, review: review_addr, token, tasks })
+        let system =
+            Self { gateway: gateway_addr, review: review_addr, discovery: discovery_addr, token, registry, tasks };
+
+        // Ready when the gateway has learned every service from the registry.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while view.instances("review").is_empty() {
+            if tokio::time::Instant::now() > deadline {
+                system.token.cancel();
+                system.registry.cancel();
+                anyhow::bail!("services did not register with discovery within 10 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tracing::info!(gateway = %gateway_addr, review = %review_addr, discovery = %discovery_addr, "liner is up");
+        Ok(system)
     }
 
     /// Runs until the token is cancelled or any service stops; then stops the rest.
@@ -66,6 +110,9 @@ impl System {
         let mut first_error = None;
         while let Some(joined) = self.tasks.join_next().await {
             self.token.cancel();
+            if self.tasks.len() <= 1 {
+                self.registry.cancel();
+            }
             match joined {
                 Ok((_, Ok(()))) => {}
                 Ok((name, Err(e))) => {

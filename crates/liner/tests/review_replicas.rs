@@ -30,13 +30,23 @@ async fn replicas_share_users_tokens_and_login_lockout() {
     };
     // A name no other run has used: the Redis counters outlive the test database.
     let name = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let r = post(format!("{a}/users/register"), json!({"username": name, "password": "password1", "email": format!("{name}@x.io")})).await;
+    let r = post(
+        format!("{a}/users/register"),
+        json!({"username": name, "password": "password1", "email": format!("{name}@x.io")}),
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 201);
 
     // A token from B works on A (same key), and A sees B's writes (same database).
     let r = post(format!("{b}/users/login"), json!({"username": name, "password": "password1"})).await;
     let token = r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_owned();
-    let r = http.post(format!("{a}/reviews")).bearer_auth(&token).json(&json!({"albumId": "shared", "rating": 3.5})).send().await.expect("sent");
+    let r = http
+        .post(format!("{a}/reviews"))
+        .bearer_auth(&token)
+        .json(&json!({"albumId": "shared", "rating": 3.5}))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(r.status().as_u16(), 201);
     let r = http.get(format!("{b}/reviews/album/shared")).send().await.expect("sent");
     assert_eq!(r.json::<Value>().await.expect("json")["total"], 1);
@@ -63,9 +73,11 @@ fn sigterm_drains_and_exits_cleanly() {
         .spawn()
         .expect("spawn");
     let mut banner = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut banner).expect("banner");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut banner)
+        .expect("banner");
     assert!(banner.starts_with("Liner is up"), "{banner}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("term");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .expect("term");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().expect("wait") {

@@ -1,0 +1,296 @@
+//! What the other processes use to talk to the registry.
+//!
+//! - [`Registrar`] / [`register_forever`]: every service runs one. It registers,
+//!   heartbeats at a third of the granted TTL, and deregisters when its token is
+//!   cancelled. Every heartbeat carries the registration, so a restarted (empty)
+//!   registry learns the instance back from the next heartbeat. While the registry is
+//!   unreachable it retries with capped exponential back-off and the service keeps
+//!   serving: discovery is never on a request's path.
+//! - [`watch_service`]: the gateway's view of one service. It keeps a Watch stream
+//!   open, reconnects with back-off, and keeps the last known set while the registry
+//!   is down. While a freshly restarted registry says its set is not `complete`, it
+//!   only adds instances and never drops the ones it knew.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::proto::discovery_client::DiscoveryClient;
+use crate::proto::{DeregisterRequest, HeartbeatRequest, Instance, RegisterRequest, WatchRequest};
+
+/// Longest wait between two attempts while the registry is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One instance, as it registers itself.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub service: String,
+    pub instance_id: String,
+    /// `HOST:PORT` the gateway can reach.
+    pub address: String,
+    pub metadata: HashMap<String, String>,
+    /// Requested lease TTL.
+    pub ttl: Duration,
+}
+
+impl Registration {
+    /// A registration with the instance id `SERVICE@ADDRESS` (a restarted replica on
+    /// the same address replaces its old entry), the crate version as metadata and a
+    /// 10 s lease.
+    pub fn new(service: impl Into<String>, address: impl Display) -> Self {
+        let service = service.into();
+        let address = address.to_string();
+        let mut metadata = HashMap::new();
+        metadata.insert("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+        Self { instance_id: format!("{service}@{address}"), service, address, metadata, ttl: Duration::from_secs(10) }
+    }
+
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    fn request(&self) -> RegisterRequest {
+        RegisterRequest {
+            instance: Some(Instance {
+                service: self.service.clone(),
+                instance_id: self.instance_id.clone(),
+                address: self.address.clone(),
+                metadata: self.metadata.clone(),
+            }),
+            ttl_seconds: u32::try_from(self.ttl.as_secs().max(1)).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// The address to advertise for a listener bound at `bound`: `host` when given, else
+/// the bound IP, with an unspecified IP (`0.0.0.0`, `::`) replaced by loopback.
+pub fn advertise_address(bound: std::net::SocketAddr, host: Option<&str>) -> String {
+    match host {
+        Some(host) if !host.is_empty() => format!("{host}:{}", bound.port()),
+        _ if bound.ip().is_unspecified() => format!("127.0.0.1:{}", bound.port()),
+        _ => bound.to_string(),
+    }
+}
+
+/// A channel to the registry that connects on first use and reconnects by itself.
+fn channel(url: &str, call_timeout: Option<Duration>) -> anyhow::Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| anyhow::anyhow!("bad discovery URL {url:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
+    if let Some(t) = call_timeout {
+        endpoint = endpoint.timeout(t);
+    }
+    if !url.starts_with("http://") {
+        anyhow::bail!("discovery URL must be http://HOST:PORT, got {url:?}");
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+fn backoff(failures: u32, cap: Duration) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1u32 << failures.min(10));
+    exp.min(cap).max(FIRST_BACKOFF)
+}
+
+/// Keeps one instance registered until cancelled.
+pub struct Registrar {
+    client: DiscoveryClient<Channel>,
+    registration: Registration,
+}
+
+impl Registrar {
+    /// Checks the URL; no connection is made yet.
+    pub fn new(discovery_url: &str, registration: Registration) -> anyhow::Result<Self> {
+        let client = DiscoveryClient::new(channel(discovery_url, Some(Duration::from_secs(3)))?);
+        Ok(Self { client, registration })
+    }
+
+    /// Registers, heartbeats and, once `token` is cancelled, deregisters.
+    pub async fn run(mut self, token: CancellationToken) {
+        let reg = &self.registration;
+        let mut lease: Option<String> = None;
+        let mut interval = reg.ttl / 3;
+        let mut failures = 0u32;
+        loop {
+            let attempt = match &lease {
+                None => self.client.register(reg.request()).await.map(|r| {
+                    let r = r.into_inner();
+                    (r.lease_id, r.ttl_seconds, true)
+                }),
+                Some(id) => self
+                    .client
+                    .heartbeat(HeartbeatRequest { lease_id: id.clone(), registration: Some(reg.request()) })
+                    .await
+                    .map(|r| {
+                        let r = r.into_inner();
+                        (r.lease_id, r.ttl_seconds, r.reregistered)
+                    }),
+            };
+            let wait = match attempt {
+                Ok((id, ttl, fresh)) => {
+                    if fresh || failures > 0 {
+                        tracing::info!(service = %reg.service, instance = %reg.instance_id, lease = %id, ttl, "registered with discovery");
+                    }
+                    failures = 0;
+                    lease = Some(id);
+                    interval = (Duration::from_secs(u64::from(ttl.max(1))) / 3).max(Duration::from_millis(200));
+                    interval
+                }
+                Err(status) => {
+                    if status.code() == tonic::Code::NotFound {
+                        lease = None;
+                    }
+                    if failures == 0 {
+                        tracing::warn!(service = %reg.service, error = %status.message(), "discovery unreachable; retrying with back-off");
+                    }
+                    failures = failures.saturating_add(1);
+                    // Never wait longer than a heartbeat interval, so a registry that
+                    // comes back learns about us before our lease would have expired.
+                    backoff(failures, MAX_BACKOFF.min(interval))
+                }
+            };
+            tokio::select! {
+                () = token.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        if let Some(lease_id) = lease {
+            let bye = self.client.deregister(DeregisterRequest { lease_id });
+            match tokio::time::timeout(Duration::from_secs(2), bye).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(service = %reg.service, instance = %reg.instance_id, "deregistered from discovery")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(service = %reg.service, error = %e.message(), "deregister failed; the lease will expire")
+                }
+                Err(_) => tracing::warn!(service = %reg.service, "deregister timed out; the lease will expire"),
+            }
+        }
+    }
+}
+
+/// Registers `service` at `address` (`HOST:PORT`) with the registry at `discovery_url`
+/// and keeps it registered until `token` is cancelled. Fails only on a bad URL.
+pub async fn register_forever(
+    discovery_url: &str,
+    service: &str,
+    address: impl Display,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    Registrar::new(discovery_url, Registration::new(service, address))?.run(token).await;
+    Ok(())
+}
+
+/// The live instances of one service as last heard; `None` until the registry first answered.
+pub type Watched = watch::Receiver<Option<Arc<Vec<Instance>>>>;
+
+/// Watches `service` until `token` is cancelled (see the module doc for the rules).
+pub fn watch_service(discovery_url: &str, service: &str, token: CancellationToken) -> anyhow::Result<Watched> {
+    let mut client = DiscoveryClient::new(channel(discovery_url, None)?);
+    let (tx, rx) = watch::channel(None);
+    let service = service.to_owned();
+    tokio::spawn(async move {
+        let mut failures = 0u32;
+        loop {
+            let call = client.watch(WatchRequest { service: service.clone() });
+            let outcome = tokio::select! {
+                () = token.cancelled() => return,
+                r = call => r,
+            };
+            match outcome {
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    loop {
+                        let next = tokio::select! {
+                            () = token.cancelled() => return,
+                            m = stream.message() => m,
+                        };
+                        match next {
+                            Ok(Some(msg)) => {
+                                if failures > 0 {
+                                    tracing::info!(%service, "discovery watch reconnected");
+                                }
+                                failures = 0;
+                                // The read guard must be gone before the write below.
+                                let known = tx.borrow().clone();
+                                let set = merge(known.as_deref(), msg.instances, msg.complete);
+                                tx.send_replace(Some(Arc::new(set)));
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::debug!(%service, error = %e.message(), "discovery watch broke");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(%service, error = %e.message(), "discovery watch failed"),
+            }
+            if failures == 0 {
+                tracing::warn!(%service, "discovery watch lost; keeping the last known instances");
+            }
+            failures = failures.saturating_add(1);
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(backoff(failures, MAX_BACKOFF)) => {}
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The set to publish: the registry's when it is complete, else the union with what
+/// we knew (the registry's entry wins for an instance both know).
+fn merge(known: Option<&Vec<Instance>>, fresh: Vec<Instance>, complete: bool) -> Vec<Instance> {
+    let mut set = fresh;
+    if !complete && let Some(known) = known {
+        for old in known {
+            if !set.iter().any(|i| i.instance_id == old.instance_id) {
+                set.push(old.clone());
+            }
+        }
+        set.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(id: &str) -> Instance {
+        Instance { service: "s".into(), instance_id: id.into(), address: "h:1".into(), metadata: HashMap::new() }
+    }
+
+    #[test]
+    fn incomplete_sets_only_add() {
+        let known = vec![inst("a"), inst("b")];
+        let ids = |v: Vec<Instance>| v.into_iter().map(|i| i.instance_id).collect::<Vec<_>>();
+        assert_eq!(ids(merge(Some(&known), vec![inst("c")], false)), ["a", "b", "c"]);
+        assert_eq!(ids(merge(Some(&known), vec![inst("c")], true)), ["c"]);
+        assert_eq!(ids(merge(None, vec![inst("c")], false)), ["c"]);
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        assert_eq!(backoff(1, MAX_BACKOFF), Duration::from_millis(200));
+        assert_eq!(backoff(30, MAX_BACKOFF), MAX_BACKOFF);
+        assert_eq!(backoff(30, Duration::from_secs(1)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn advertised_addresses() {
+        let any: std::net::SocketAddr = "0.0.0.0:81".parse().unwrap();
+        assert_eq!(advertise_address(any, None), "127.0.0.1:81");
+        assert_eq!(advertise_address(any, Some("10.0.0.7")), "10.0.0.7:81");
+    }
+}

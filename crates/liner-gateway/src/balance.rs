@@ -1,0 +1,268 @@
+//! The instances of each service and how one is picked.
+//!
+//! Each service has a pool: an atomically swapped snapshot (`ArcSwap`) of endpoints, so
+//! a request reads it without locking and a discovery update replaces it whole. An
+//! endpoint keeps its breaker and counters across updates as long as its address
+//! stays in the set.
+//!
+//! Eligible = active check says ready (`/readyz`) and the breaker admits traffic.
+//! Picking is power-of-two-choices on in-flight requests: two random eligible
+//! endpoints, the less busy one wins. It avoids the herd that "least loaded" causes and
+//! needs no shared counter beyond the per-endpoint one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::breaker::{Admission, Breaker, BreakerConfig, Outcome, State};
+
+/// One upstream instance.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub service: &'static str,
+    /// `http://HOST:PORT`.
+    pub base_url: String,
+    /// `HOST:PORT`, the metrics label.
+    pub address: String,
+    pub breaker: Breaker,
+    /// Last active check result; true until a check says otherwise.
+    ready: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+impl Endpoint {
+    fn new(service: &'static str, base_url: String, breaker: BreakerConfig) -> Self {
+        let address = base_url.trim_start_matches("http://").to_owned();
+        Self {
+            service,
+            base_url,
+            address,
+            breaker: Breaker::new(breaker),
+            ready: AtomicBool::new(true),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Records an active check; returns true when readiness changed.
+    pub fn set_ready(&self, ready: bool) -> bool {
+        self.ready.swap(ready, Ordering::Relaxed) != ready
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Ready and not tripped: would receive traffic now.
+    pub fn is_eligible(&self) -> bool {
+        self.eligible()
+    }
+
+    fn eligible(&self) -> bool {
+        self.is_ready() && self.breaker.available()
+    }
+
+    /// Records the outcome of a request in the breaker, logging and counting changes.
+    pub fn record(&self, outcome: Outcome) {
+        if let Some(state) = self.breaker.record(outcome) {
+            match state {
+                State::Open => {
+                    tracing::warn!(service = self.service, upstream = %self.address, ?outcome, "breaker open: instance ejected");
+                    metrics::counter!("gateway_upstream_ejections_total", "service" => self.service, "upstream" => self.address.clone()).increment(1);
+                }
+                State::Closed => {
+                    tracing::info!(service = self.service, upstream = %self.address, "breaker closed: instance re-admitted")
+                }
+                State::HalfOpen => {}
+            }
+            let value = match state {
+                State::Closed => 0.0,
+                State::HalfOpen => 1.0,
+                State::Open => 2.0,
+            };
+            metrics::gauge!("gateway_upstream_breaker_state", "service" => self.service, "upstream" => self.address.clone()).set(value);
+        }
+    }
+}
+
+/// A request slot on an endpoint: counts as in flight until dropped.
+pub struct Lease {
+    pub endpoint: Arc<Endpoint>,
+    pub admission: Admission,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The endpoints of one service: the discovered set when there is one, else the static one.
+pub struct Pool {
+    service: &'static str,
+    breaker: BreakerConfig,
+    endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
+    statics: Vec<String>,
+    discovered: std::sync::Mutex<Option<Vec<String>>>,
+}
+
+impl Pool {
+    pub fn new(service: &'static str, statics: Vec<String>, breaker: BreakerConfig) -> Self {
+        let pool = Self {
+            service,
+            breaker,
+            endpoints: ArcSwap::from_pointee(Vec::new()),
+            statics,
+            discovered: std::sync::Mutex::new(None),
+        };
+        pool.rebuild();
+        pool
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
+        self.endpoints.load_full()
+    }
+
+    /// Replaces the discovered set (base URLs); an empty set falls back to the static list.
+    pub fn set_discovered(&self, urls: Vec<String>) {
+        *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) = Some(urls);
+        self.rebuild();
+    }
+
+    fn rebuild(&self) {
+        let discovered = self.discovered.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let wanted = match discovered {
+            Some(urls) if !urls.is_empty() => urls,
+            _ => self.statics.clone(),
+        };
+        let current = self.endpoints.load_full();
+        let mut next: Vec<Arc<Endpoint>> = Vec::with_capacity(wanted.len());
+        for url in wanted {
+            if next.iter().any(|e| e.base_url == url) {
+                continue;
+            }
+            let kept = current.iter().find(|e| e.base_url == url).cloned();
+            next.push(kept.unwrap_or_else(|| Arc::new(Endpoint::new(self.service, url, self.breaker))));
+        }
+        let before: Vec<&str> = current.iter().map(|e| e.address.as_str()).collect();
+        let after: Vec<&str> = next.iter().map(|e| e.address.as_str()).collect();
+        if before != after {
+            tracing::info!(service = self.service, instances = ?after, "upstream set changed");
+            metrics::gauge!("gateway_upstream_instances", "service" => self.service).set(after.len() as f64);
+        }
+        self.endpoints.store(Arc::new(next));
+    }
+
+    pub fn has_eligible(&self) -> bool {
+        self.endpoints.load().iter().any(|e| e.eligible())
+    }
+
+    /// Is there an eligible endpoint outside `exclude` (worth a retry)?
+    pub fn has_other(&self, exclude: &[Arc<Endpoint>]) -> bool {
+        self.endpoints.load().iter().any(|e| e.eligible() && !exclude.iter().any(|x| Arc::ptr_eq(x, e)))
+    }
+
+    /// Picks an eligible endpoint not in `exclude` (power of two choices on in-flight
+    /// requests) and admits a request on it.
+    pub fn pick(&self, exclude: &[Arc<Endpoint>]) -> Option<Lease> {
+        let snapshot = self.endpoints.load();
+        // A breaker may refuse between the eligibility check and admission (another
+        // request took the probe); try the others then.
+        let mut candidates: Vec<&Arc<Endpoint>> =
+            snapshot.iter().filter(|e| !exclude.iter().any(|x| Arc::ptr_eq(x, e))).filter(|e| e.eligible()).collect();
+        while !candidates.is_empty() {
+            let i = random_index(candidates.len());
+            let chosen = if candidates.len() > 1 {
+                let mut j = random_index(candidates.len() - 1);
+                if j >= i {
+                    j += 1;
+                }
+                if candidates[j].in_flight() < candidates[i].in_flight() { j } else { i }
+            } else {
+                i
+            };
+            let endpoint = candidates.swap_remove(chosen);
+            if let Some(admission) = endpoint.breaker.admit() {
+                endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+                return Some(Lease { endpoint: endpoint.clone(), admission });
+            }
+        }
+        None
+    }
+}
+
+/// A cheap shared pseudo-random index (splitmix64 over a counter): picking needs
+/// spread, not unpredictability.
+fn random_index(n: usize) -> usize {
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % n as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(urls: &[&str]) -> Pool {
+        Pool::new("review", urls.iter().map(|s| s.to_string()).collect(), BreakerConfig::default())
+    }
+
+    #[test]
+    fn spreads_over_every_instance() {
+        let p = pool(&["http://a:1", "http://b:1", "http://c:1"]);
+        let mut seen = std::collections::HashMap::new();
+        for _ in 0..300 {
+            let lease = p.pick(&[]).unwrap();
+            *seen.entry(lease.endpoint.address.clone()).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 3);
+        assert!(seen.values().all(|&n| n > 30), "{seen:?}");
+    }
+
+    #[test]
+    fn prefers_the_less_busy_of_two() {
+        let p = pool(&["http://a:1", "http://b:1"]);
+        let busy = p.pick(&[]).unwrap();
+        for _ in 0..20 {
+            let lease = p.pick(&[]).unwrap();
+            assert!(!Arc::ptr_eq(&lease.endpoint, &busy.endpoint));
+        }
+    }
+
+    #[test]
+    fn skips_excluded_unready_and_open_endpoints() {
+        let p = pool(&["http://a:1", "http://b:1", "http://c:1"]);
+        let eps = p.endpoints();
+        eps[0].set_ready(false);
+        eps[1].record(Outcome::ConnectFailure);
+        for _ in 0..20 {
+            assert_eq!(p.pick(&[]).unwrap().endpoint.address, "c:1");
+        }
+        assert!(p.pick(std::slice::from_ref(&eps[2])).is_none());
+    }
+
+    #[test]
+    fn updates_keep_state_and_empty_discovery_falls_back() {
+        let p = pool(&["http://static:1"]);
+        p.set_discovered(vec!["http://a:1".into(), "http://b:1".into()]);
+        let a = p.endpoints()[0].clone();
+        a.record(Outcome::ConnectFailure);
+        p.set_discovered(vec!["http://b:1".into(), "http://a:1".into()]);
+        let again = p.endpoints().iter().find(|e| e.address == "a:1").cloned().unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        assert_eq!(again.breaker.state(), State::Open);
+        p.set_discovered(vec![]);
+        assert_eq!(p.endpoints()[0].address, "static:1");
+    }
+}

@@ -1,0 +1,63 @@
+//! Active health checks: every interval, `GET /readyz` on every known instance. A
+//! failing check takes the instance out of the rotation (without touching its
+//! breaker) until a check passes again. Together with the breaker's passive ejection
+//! this bounds how long a dead instance keeps receiving traffic even before its
+//! discovery lease expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::balance::{Endpoint, Pool};
+
+/// Checks every endpoint of `pools` each `interval` until `token` is cancelled.
+pub async fn check_until(
+    pools: Vec<Arc<Pool>>,
+    client: Client<HttpConnector, Body>,
+    interval: Duration,
+    token: CancellationToken,
+) {
+    let timeout = interval.min(Duration::from_secs(2));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut probes = JoinSet::new();
+        for endpoint in pools.iter().flat_map(|p| p.endpoints().iter().cloned().collect::<Vec<_>>()) {
+            let client = client.clone();
+            probes.spawn(async move {
+                let ready = probe(&client, &endpoint, timeout).await;
+                if endpoint.set_ready(ready) {
+                    if ready {
+                        tracing::info!(service = endpoint.service, upstream = %endpoint.address, "active check passes: instance back in rotation");
+                    } else {
+                        tracing::warn!(service = endpoint.service, upstream = %endpoint.address, "active check fails: instance out of rotation");
+                    }
+                }
+                metrics::gauge!("gateway_upstream_ready", "service" => endpoint.service, "upstream" => endpoint.address.clone())
+                    .set(if ready { 1.0 } else { 0.0 });
+            });
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = async { while probes.join_next().await.is_some() {} } => {}
+        }
+    }
+}
+
+async fn probe(client: &Client<HttpConnector, Body>, endpoint: &Endpoint, timeout: Duration) -> bool {
+    let Ok(req) = Request::get(format!("{}/readyz", endpoint.base_url)).body(Body::empty()) else { return false };
+    matches!(
+        tokio::time::timeout(timeout, client.request(req)).await,
+        Ok(Ok(res)) if res.status() == StatusCode::OK
+    )
+}
