@@ -1,1 +1,279 @@
-//! liner-forum
+//! The forum service: discussion rooms per album or genre, and live chat in them over
+//! WebSocket — stored, ordered, replayable, fanned out across replicas.
+//!
+//! Layout: `rooms` (REST and all storage), `chat` (the WebSocket endpoint, sessions,
+//! wire frames, the process-local hub and the fan-out backends), `users` (username
+//! lookups from the review service), `error` (every failure mapped to the API shape in
+//! one place). The crate exposes the same contract as every Liner service —
+//! `Settings`, `build` (binds and migrates, does not serve), `Running::run_until` — so
+//! `liner up` and a one-service container start it the same way.
+//!
+//! Decisions, and why:
+//! - The forum owns its own database (SQLite file `forum.db` embedded, its own
+//!   PostgreSQL database in production) and knows users only by the token's subject
+//!   and the review service's REST API.
+//! - The database is the source of truth for order: seq is assigned in the insert
+//!   transaction (see `rooms::store`), and every message is stored before it is acked
+//!   or broadcast. Fan-out (in-process, or Redis pub/sub between replicas) is only the
+//!   fast path; members fill any gap from the database by seq (see `chat::fanout`).
+//! - `online` counts connections (two tabs of one user count twice), across replicas.
+
+pub mod auth;
+pub mod chat;
+pub mod error;
+pub mod openapi;
+pub mod rooms;
+pub mod state;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use liner_discovery::client::{Registrar, Registration, advertise_address};
+use liner_shared::auth::Verifier;
+use liner_shared::config::DatabaseUrl;
+use liner_shared::db::{Db, Migrations};
+use liner_shared::server::Bound;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use utoipa::OpenApi;
+
+use crate::chat::fanout::{self, Fanout};
+use crate::chat::hub::Hub;
+use crate::chat::redis::RedisFanout;
+use crate::state::{AppState, ChatConfig};
+use crate::users::Usernames;
+
+/// Public path prefix of every forum route.
+pub const BASE_PATH: &str = "/api/forums";
+
+/// Largest WebSocket frame or message a client may send (a 2,000-character message of
+/// 4-byte characters plus JSON fits).
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Everything the forum service is configured by.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8082")]
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` or `postgres://…`; default: `forum.db` in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Redis for fan-out and online counts across replicas; without it, fan-out is
+    /// in-process (one replica only).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Directory for the default SQLite file.
+    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The review service's public keys (JWKS) for verifying tokens.
+    #[arg(
+        long,
+        env = "LINER_JWKS_URL",
+        default_value = "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json"
+    )]
+    pub jwks_url: String,
+    /// Base URL of the review service, for username lookups.
+    #[arg(long, env = "LINER_REVIEW_URL", default_value = "http://127.0.0.1:8081")]
+    pub review_url: String,
+    /// Origins allowed to open chat connections (comma list; `*` allows any). Requests
+    /// without an `Origin` header (non-browser clients) are always allowed.
+    #[arg(
+        long,
+        env = "LINER_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080,http://localhost:8080"
+    )]
+    pub allowed_origins: Vec<String>,
+    /// User ids allowed to close any room (comma list).
+    #[arg(long, env = "LINER_ADMIN_USERS", value_delimiter = ',')]
+    pub admin_users: Vec<String>,
+    /// Registry to register with, `http://HOST:PORT` (unset: not registered).
+    #[arg(long, env = "LINER_DISCOVERY")]
+    pub discovery: Option<String>,
+    /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
+    #[arg(long, env = "LINER_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+    /// Database connections in the pool.
+    #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+    /// Frames queued for one connection; a client that falls further behind is disconnected (4008).
+    #[arg(long, env = "LINER_FORUM_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(4..=65_536))]
+    pub send_queue: u32,
+    /// Messages per second one connection may send, sustained.
+    #[arg(long, env = "LINER_FORUM_RATE_PER_SEC", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate_per_sec: u32,
+    /// Messages one connection may send in a burst.
+    #[arg(long, env = "LINER_FORUM_RATE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate_burst: u32,
+    /// Seconds without any frame from the client (pongs included) before it is disconnected (4408).
+    #[arg(long, env = "LINER_FORUM_IDLE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub idle_timeout_secs: u64,
+    /// Seconds between keep-alive pings.
+    #[arg(long, env = "LINER_FORUM_PING_INTERVAL_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub ping_interval_secs: u64,
+}
+
+impl Settings {
+    /// Defaults for a given listen address and data dir (used by `liner up` and tests).
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            database_url: None,
+            redis_url: None,
+            data_dir,
+            jwks_url: "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json".into(),
+            review_url: "http://127.0.0.1:8081".into(),
+            allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
+            admin_users: Vec::new(),
+            discovery: None,
+            advertise_host: None,
+            db_max_connections: 16,
+            send_queue: 256,
+            rate_per_sec: 5,
+            rate_burst: 20,
+            idle_timeout_secs: 60,
+            ping_interval_secs: 20,
+        }
+    }
+
+    pub fn effective_database_url(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("forum.db")))
+    }
+
+    fn chat_config(&self) -> ChatConfig {
+        ChatConfig {
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            admin_users: self.admin_users.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect(),
+            send_queue: self.send_queue as usize,
+            rate_per_sec: f64::from(self.rate_per_sec),
+            rate_burst: f64::from(self.rate_burst),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            ping_interval: Duration::from_secs(self.ping_interval_secs),
+            max_frame_bytes: MAX_FRAME_BYTES,
+        }
+    }
+}
+
+/// A bound, migrated service that has not started serving.
+pub struct Running {
+    bound: Bound,
+    router: Router,
+    registrar: Option<Registrar>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    sessions: TaskTracker,
+    /// Stops the background tasks if this value is dropped without running.
+    _stop_on_drop: DropGuard,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.bound.addr()
+    }
+
+    /// Serves until `token` is cancelled; then every chat session closes with 1001
+    /// (clients reconnect with `since`) and the background tasks stop.
+    pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
+        let Running { bound, router, registrar, shutdown, tasks, sessions, _stop_on_drop } = self;
+        let registration = registrar.map(|r| tokio::spawn(r.run(token.clone())));
+        let link = {
+            let (token, shutdown) = (token.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                token.cancelled().await;
+                shutdown.cancel();
+            })
+        };
+        let served = bound.serve(router, token).await;
+        if let Some(task) = registration {
+            let _ = task.await;
+        }
+        shutdown.cancel();
+        link.abort();
+        sessions.close();
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            sessions.wait().await;
+            tasks.wait().await;
+        })
+        .await;
+        served
+    }
+}
+
+/// Connects storage (and Redis when configured), binds the listener.
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    liner_shared::config::ensure_dir(&settings.data_dir)?;
+    let db = Db::connect(
+        &settings.effective_database_url(),
+        settings.db_max_connections,
+        Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS },
+    )
+    .await?;
+    let shutdown = CancellationToken::new();
+    let stop_on_drop = shutdown.clone().drop_guard();
+    let tasks = TaskTracker::new();
+    let hub = Hub::new();
+    let replica = liner_shared::new_id();
+    let redis = match &settings.redis_url {
+        Some(url) => Some(RedisFanout::start(url, hub.clone(), replica.clone(), shutdown.clone(), &tasks).await?),
+        None => None,
+    };
+    tasks.spawn(fanout::reconcile_loop(hub.clone(), db.clone(), Duration::from_secs(1), shutdown.clone()));
+    let state = AppState {
+        db,
+        writes: Arc::default(),
+        verifier: Arc::new(Verifier::remote(settings.jwks_url.clone())),
+        fanout: Arc::new(Fanout::new(hub, redis)),
+        users: Arc::new(Usernames::new(&settings.review_url)?),
+        chat: Arc::new(settings.chat_config()),
+        shutdown: shutdown.clone(),
+        sessions: TaskTracker::new(),
+    };
+    tracing::info!(%replica, fanout = if settings.redis_url.is_some() { "redis" } else { "in-process" }, "forum ready");
+    let sessions = state.sessions.clone();
+    let bound = Bound::bind(settings.listen, "forum").await?;
+    let registrar = match &settings.discovery {
+        Some(url) => {
+            let address = advertise_address(bound.addr(), settings.advertise_host.as_deref());
+            Some(Registrar::new(url, Registration::new("forum", address))?)
+        }
+        None => None,
+    };
+    Ok(Running { bound, router: router(state), registrar, shutdown, tasks, sessions, _stop_on_drop: stop_on_drop })
+}
+
+/// The whole HTTP surface: API under [`BASE_PATH`], plus `/healthz`, `/readyz`, `/metrics`.
+pub fn router(state: AppState) -> Router {
+    let ready_state = state.clone();
+    let ready: liner_shared::http::ReadyCheck = Arc::new(move || {
+        let state = ready_state.clone();
+        Box::pin(async move {
+            let db_ok = state.db.ping().await;
+            let redis_ok = match state.fanout.redis() {
+                Some(redis) => redis.ping().await,
+                None => true,
+            };
+            db_ok && redis_ok
+        })
+    });
+    let api = Router::new()
+        .merge(rooms::router())
+        .merge(chat::router())
+        .route("/openapi.json", axum::routing::get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
+        .with_state(state);
+    let app = Router::new().nest(BASE_PATH, api).merge(liner_shared::http::ops_router(ready));
+    liner_shared::http::with_common_layers(app, "forum", Duration::from_secs(30))
+}

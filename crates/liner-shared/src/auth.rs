@@ -172,8 +172,13 @@ impl Verifier {
         let key = match self.decoding_key(kid) {
             Some(k) => k,
             None => {
-                self.refresh().await?;
-                self.decoding_key(kid).ok_or(AuthError::UnknownKey)?
+                // A refused refresh (another caller fetched moments ago) may still have
+                // installed the key we need: look again either way.
+                let refreshed = self.refresh().await;
+                match self.decoding_key(kid) {
+                    Some(k) => k,
+                    None => return Err(refreshed.err().unwrap_or(AuthError::UnknownKey)),
+                }
             }
         };
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -27,9 +28,17 @@ impl Bound {
     }
 
     /// Serves until `token` is cancelled, then drains in-flight requests.
+    ///
+    /// TCP_NODELAY on every accepted connection: responses and frames are small and
+    /// latency-bound, and Nagle's algorithm would hold some of them back up to 40 ms.
     pub async fn serve(self, router: Router, token: CancellationToken) -> anyhow::Result<()> {
         let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await?;
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await?;
         Ok(())
     }
 }

@@ -16,6 +16,8 @@ pub enum Command {
     Up(crate::up::UpSettings),
     /// Run the review service alone (users, login, reviews).
     Review(liner_review::Settings),
+    /// Run the forum service alone (rooms, live chat over WebSocket).
+    Forum(liner_forum::Settings),
     /// Run the gateway alone.
     Gateway(liner_gateway::Settings),
     /// Run the service registry (gRPC discovery) alone.

@@ -13,6 +13,9 @@ async fn main() -> ExitCode {
         Command::Review(settings) => {
             run_one(liner_review::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
         }
+        Command::Forum(settings) => {
+            run_one(liner_forum::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
+        }
         Command::Gateway(settings) => {
             run_one(liner_gateway::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
         }

@@ -4,6 +4,7 @@
 //! real sockets, exactly as in a cluster — only the storage is embedded (SQLite files
 //! in the data dir) and fan-out stays in process. So the code paths are the cluster's.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -32,6 +33,9 @@ pub struct UpSettings {
     /// Review-service database instead of the SQLite file (tests use a PostgreSQL one).
     #[arg(long, env = "LINER_REVIEW_DATABASE_URL", hide = true)]
     pub review_database_url: Option<DatabaseUrl>,
+    /// Forum-service database instead of the SQLite file (tests use a PostgreSQL one).
+    #[arg(long, env = "LINER_FORUM_DATABASE_URL", hide = true)]
+    pub forum_database_url: Option<DatabaseUrl>,
 }
 
 impl UpSettings {
@@ -43,6 +47,7 @@ impl UpSettings {
             rate_limit_ip: 1000,
             rate_limit_user: 50,
             review_database_url: None,
+            forum_database_url: None,
         }
     }
 }
@@ -51,6 +56,7 @@ impl UpSettings {
 pub struct System {
     pub gateway: SocketAddr,
     pub review: SocketAddr,
+    pub forum: SocketAddr,
     pub discovery: SocketAddr,
     token: CancellationToken,
     registry: CancellationToken,
@@ -78,6 +84,15 @@ impl System {
         let gateway_addr = gateway.addr();
         let view = gateway.view();
 
+        let mut forum_settings = liner_forum::Settings::new(loopback, settings.data_dir.clone());
+        forum_settings.database_url = settings.forum_database_url.clone();
+        forum_settings.discovery = Some(discovery_url.clone());
+        forum_settings.jwks_url = format!("http://{review_addr}{}/.well-known/jwks.json", liner_review::BASE_PATH);
+        forum_settings.review_url = format!("http://{review_addr}");
+        forum_settings.allowed_origins = browser_origins(gateway_addr);
+        let forum = liner_forum::build(forum_settings).await?;
+        let forum_addr = forum.addr();
+
         // The registry has its own token: it stops after every service did, so their
         // deregistrations reach it.
         let mut tasks = JoinSet::new();
@@ -87,13 +102,22 @@ impl System {
         let t = token.clone();
         tasks.spawn(async move { ("review", review.run_until(t).await) });
         let t = token.clone();
+        tasks.spawn(async move { ("forum", forum.run_until(t).await) });
+        let t = token.clone();
         tasks.spawn(async move { ("gateway", gateway.run_until(t).await) });
-        let system =
-            Self { gateway: gateway_addr, review: review_addr, discovery: discovery_addr, token, registry, tasks };
+        let system = Self {
+            gateway: gateway_addr,
+            review: review_addr,
+            forum: forum_addr,
+            discovery: discovery_addr,
+            token,
+            registry,
+            tasks,
+        };
 
         // Ready when the gateway has learned every service from the registry.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while view.instances("review").is_empty() {
+        while view.instances("review").is_empty() || view.instances("forum").is_empty() {
             if tokio::time::Instant::now() > deadline {
                 system.token.cancel();
                 system.registry.cancel();
@@ -101,7 +125,7 @@ impl System {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        tracing::info!(gateway = %gateway_addr, review = %review_addr, discovery = %discovery_addr, "liner is up");
+        tracing::info!(gateway = %gateway_addr, review = %review_addr, forum = %forum_addr, discovery = %discovery_addr, "liner is up");
         Ok(system)
     }
 
@@ -134,8 +158,26 @@ impl System {
     }
 }
 
+/// The origins a browser page served for this gateway has (the chat checks `Origin`).
+fn browser_origins(gateway: SocketAddr) -> Vec<String> {
+    let port = gateway.port();
+    let mut origins = vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
+    if !gateway.ip().is_unspecified() && !gateway.ip().is_loopback() {
+        origins.push(format!("http://{gateway}"));
+    }
+    origins
+}
+
 pub async fn run(settings: UpSettings) -> anyhow::Result<()> {
     let system = System::start(settings, shutdown::token_on_signal()).await?;
-    println!("Liner is up: http://{}/api/users-reviews/", system.gateway);
+    // The banner is a courtesy: a closed stdout must not take the system down.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "Liner is up: http://{}/api/users-reviews/", system.gateway);
+    let _ = writeln!(
+        out,
+        "Chat rooms:  http://{0}/api/forums/rooms  (WebSocket: ws://{0}/api/forums/connect)",
+        system.gateway
+    );
+    let _ = out.flush();
     system.wait().await
 }

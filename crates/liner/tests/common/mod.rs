@@ -46,6 +46,7 @@ pub struct TestApp {
     system: Option<System>,
 }
 
+/// A fresh database for a service under `backend` (None: the SQLite file default).
 pub async fn review_database(backend: Backend) -> Option<liner_shared::config::DatabaseUrl> {
     match backend {
         Backend::Sqlite => None,
@@ -58,6 +59,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut settings = UpSettings::new(([127, 0, 0, 1], 0).into(), data_dir.path().to_path_buf());
         settings.review_database_url = review_database(backend).await;
+        settings.forum_database_url = review_database(backend).await;
         let system = System::start(settings, CancellationToken::new()).await.expect("system starts");
         let gateway = system.gateway;
         Self {

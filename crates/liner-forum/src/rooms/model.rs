@@ -1,0 +1,180 @@
+//! Room and message types on the wire, and the rules their fields must meet.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ForumError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomType {
+    Album,
+    Genre,
+}
+
+impl RoomType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Album => "album",
+            Self::Genre => "genre",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "album" => Some(Self::Album),
+            "genre" => Some(Self::Genre),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRoom {
+    pub room_type: RoomType,
+    /// Required for an album room (1–64 of `[A-Za-z0-9_:.-]`), absent otherwise.
+    #[serde(default)]
+    pub album_id: Option<String>,
+    /// Required for a genre room (1–64 of `[A-Za-z0-9_:.-]`, matched case-insensitively), absent otherwise.
+    #[serde(default)]
+    pub genre_id: Option<String>,
+    /// 1–100 characters; default "Album <albumId>" / "Genre <genreId>".
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// A room as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Room {
+    pub id: String,
+    pub room_type: RoomType,
+    pub album_id: Option<String>,
+    pub genre_id: Option<String>,
+    pub title: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub active: bool,
+    /// Connected members now, across all replicas.
+    pub online: u64,
+}
+
+/// A stored message as the history endpoint shows it (the `message` frame minus `type`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: String,
+    pub seq: i64,
+    pub room_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub message: String,
+    pub sent_at: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `album` or `genre`.
+    pub room_type: Option<String>,
+    pub album_id: Option<String>,
+    /// Matched case-insensitively.
+    pub genre_id: Option<String>,
+    /// 1–200, default 100; newest rooms first.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only messages with a smaller seq (page backwards); default: the newest.
+    pub before: Option<i64>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+}
+
+/// Album and genre ids: 1–64 of `[A-Za-z0-9_:.-]` (a MusicBrainz id fits), as in the review service.
+pub fn validate_ref(field: &'static str, value: &str) -> Result<()> {
+    let len = value.chars().count();
+    if !(1..=64).contains(&len) {
+        return Err(ForumError::invalid(field, "must be 1 to 64 characters"));
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-')) {
+        return Err(ForumError::invalid(field, "may contain only A-Z, a-z, 0-9, '_', ':', '.' and '-'"));
+    }
+    Ok(())
+}
+
+pub const MAX_TITLE_CHARS: usize = 100;
+
+/// Checks a create request; returns (active key, title). Genre ids match case-insensitively
+/// ("Jazz" and "jazz" are one room); album ids are opaque and kept exact.
+pub fn validate_create(req: &CreateRoom) -> Result<(String, String)> {
+    let (key, default_title) = match req.room_type {
+        RoomType::Album => {
+            let album =
+                req.album_id.as_deref().ok_or_else(|| ForumError::invalid("albumId", "required for an album room"))?;
+            validate_ref("albumId", album)?;
+            if req.genre_id.is_some() {
+                return Err(ForumError::invalid("genreId", "not allowed in an album room"));
+            }
+            (format!("album:{album}"), format!("Album {album}"))
+        }
+        RoomType::Genre => {
+            let genre =
+                req.genre_id.as_deref().ok_or_else(|| ForumError::invalid("genreId", "required for a genre room"))?;
+            validate_ref("genreId", genre)?;
+            if req.album_id.is_some() {
+                return Err(ForumError::invalid("albumId", "not allowed in a genre room"));
+            }
+            (format!("genre:{}", genre.to_lowercase()), format!("Genre {genre}"))
+        }
+    };
+    let title = match &req.title {
+        None => default_title,
+        Some(t) => {
+            let t = t.trim();
+            let len = t.chars().count();
+            if len == 0 || len > MAX_TITLE_CHARS {
+                return Err(ForumError::invalid("title", "must be 1 to 100 characters"));
+            }
+            if t.chars().any(char::is_control) {
+                return Err(ForumError::invalid("title", "must not contain control characters"));
+            }
+            t.to_owned()
+        }
+    };
+    Ok((key, title))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(room_type: RoomType, album: Option<&str>, genre: Option<&str>, title: Option<&str>) -> CreateRoom {
+        CreateRoom {
+            room_type,
+            album_id: album.map(Into::into),
+            genre_id: genre.map(Into::into),
+            title: title.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn album_room_needs_album_id() {
+        assert!(validate_create(&req(RoomType::Album, None, None, None)).is_err());
+        assert!(validate_create(&req(RoomType::Album, Some("a1"), Some("jazz"), None)).is_err());
+        let (key, title) = validate_create(&req(RoomType::Album, Some("a1"), None, None)).unwrap();
+        assert_eq!((key.as_str(), title.as_str()), ("album:a1", "Album a1"));
+    }
+
+    #[test]
+    fn genre_keys_ignore_case() {
+        let (key, _) = validate_create(&req(RoomType::Genre, None, Some("Jazz"), Some(" Late night "))).unwrap();
+        assert_eq!(key, "genre:jazz");
+        assert!(validate_create(&req(RoomType::Genre, None, Some("no spaces"), None)).is_err());
+        assert!(validate_create(&req(RoomType::Genre, None, Some("x"), Some("  "))).is_err());
+        assert!(validate_create(&req(RoomType::Genre, None, Some("x"), Some(&"t".repeat(101)))).is_err());
+    }
+}
