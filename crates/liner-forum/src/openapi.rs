@@ -2,37 +2,12 @@
 //! served at `/api/forums/openapi.json`. WebSocket frames cannot be expressed as
 //! OpenAPI operations; the `/connect` operation's description lists them.
 
-use serde::Serialize;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use crate::{chat, rooms};
 
-/// The error shape of every non-2xx answer.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable snake_case code, e.g. `invalid_field`, `room_exists`, `room_closed`.
-    pub code: String,
-    /// Human text; for 422 it names the field.
-    pub message: String,
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
-    }
-}
+use liner_shared::openapi::BearerAuth;
+pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -144,8 +144,12 @@ fn broke_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
     use std::error::Error;
     let mut source = e.source();
     while let Some(err) = source {
-        if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message() || h.is_canceled() || h.is_closed();
+        // hyper wraps I/O errors in its own type, so a reset shows up as a hyper error
+        // with an io::Error beneath it: keep walking rather than stop at the wrapper.
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+        {
+            return true;
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
