@@ -4,7 +4,13 @@
 //!
 //! - `review-writes`: POST /reviews through the review service vs raw INSERTs of the same
 //!   rows into the same PostgreSQL table with the same concurrency.
-//! - `gateway`: GET one review through the gateway vs straight to the review service.
+//! - `gateway`: GET one review through the gateway vs straight to the review service
+//!   and vs NGINX proxying the same instance (when `nginx` is installed).
+//! - `room`: a 1,000-member chat room with 50 senders through the gateway of a `liner up`
+//!   child process: delivery latency, exactly-once in-order checks, idle memory per
+//!   WebSocket (see `room.rs`).
+
+mod room;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,14 +43,20 @@ struct Cli {
     /// Rounds; the report gives the median round.
     #[arg(long, default_value_t = 3, global = true, value_parser = clap::value_parser!(u64).range(1..=10))]
     rounds: u64,
+    /// Legs of the `gateway` bench to run (comma-separated: direct, gateway, nginx); the
+    /// first one is the baseline of the ratios. Useful to profile one leg alone.
+    #[arg(long, global = true, value_delimiter = ',', default_value = "direct,gateway,nginx")]
+    legs: Vec<String>,
 }
 
 #[derive(Subcommand)]
 enum Bench {
     /// Review writes through the service vs raw PostgreSQL inserts (uses LINER_TEST_PG_URL).
     ReviewWrites,
-    /// Reads through the gateway vs direct to the review service.
+    /// Reads through the gateway vs direct to the review service (and vs NGINX).
     Gateway,
+    /// Chat fan-out through the gateway of a `liner up` process, and idle WebSocket memory.
+    Room(room::RoomArgs),
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -296,10 +308,17 @@ async fn gateway(cli: &Cli) -> anyhow::Result<()> {
     )
     .await?;
     let id = serde_json::from_slice::<Value>(&bytes)?["id"].as_str().unwrap_or_default().to_owned();
-    let mut legs = vec![("direct", direct.clone()), ("via gateway", via.clone())];
-    if let Some(n) = &via_nginx {
-        legs.push(("via nginx", n.clone()));
+    let mut legs = Vec::new();
+    for leg in &cli.legs {
+        match (leg.as_str(), &via_nginx) {
+            ("direct", _) => legs.push(("direct", direct.clone())),
+            ("gateway", _) => legs.push(("via gateway", via.clone())),
+            ("nginx", Some(n)) => legs.push(("via nginx", n.clone())),
+            ("nginx", None) => {}
+            (other, _) => anyhow::bail!("unknown leg {other:?}: expected direct, gateway or nginx"),
+        }
     }
+    anyhow::ensure!(!legs.is_empty(), "no leg to run");
     let mut rates: Vec<Vec<f64>> = vec![vec![]; legs.len()];
     let mut p50s: Vec<Vec<f64>> = vec![vec![]; legs.len()];
     for round in 0..cli.rounds {
@@ -320,9 +339,10 @@ async fn gateway(cli: &Cli) -> anyhow::Result<()> {
     for (leg, (name, _)) in legs.iter().enumerate() {
         let rate = median(rates[leg].clone());
         println!(
-            "median {name:<12} {rate:>8.0}/s  p50 {:.2} ms  ({:.2}x direct)",
+            "median {name:<12} {rate:>8.0}/s  p50 {:.2} ms  ({:.2}x {})",
             median(p50s[leg].clone()),
-            rate / direct_rate
+            rate / direct_rate,
+            legs[0].0
         );
     }
     drop(nginx);
@@ -332,8 +352,9 @@ async fn gateway(cli: &Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.bench {
+    match &cli.bench {
         Bench::ReviewWrites => review_writes(&cli).await,
         Bench::Gateway => gateway(&cli).await,
+        Bench::Room(args) => room::room(args, cli.seconds).await,
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
+use metrics::{Counter, Histogram};
 
 use crate::breaker::{Admission, Breaker, BreakerConfig, Outcome, State};
 
@@ -29,11 +30,41 @@ pub struct Endpoint {
     /// Last active check result; true until a check says otherwise.
     ready: AtomicBool,
     in_flight: AtomicUsize,
+    /// `scheme://authority` of `base_url`, to build request URIs without parsing text.
+    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    /// Metric handles for this instance, registered on first use.
+    requests: std::sync::RwLock<Vec<(UpstreamStatus, Counter)>>,
+    duration: std::sync::OnceLock<Histogram>,
+}
+
+/// How a forwarded request to an instance ended, as the `status` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamStatus {
+    Timeout,
+    ConnectError,
+    Error,
+    Answered(http::StatusCode),
+}
+
+impl UpstreamStatus {
+    fn label(self) -> String {
+        match self {
+            Self::Timeout => "timeout".into(),
+            Self::ConnectError => "connect_error".into(),
+            Self::Error => "error".into(),
+            Self::Answered(s) => s.as_str().to_owned(),
+        }
+    }
 }
 
 impl Endpoint {
     fn new(service: &'static str, base_url: String, breaker: BreakerConfig) -> Self {
         let address = base_url.trim_start_matches("http://").to_owned();
+        let origin = base_url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| Some((u.scheme()?.clone(), u.authority()?.clone())))
+            .filter(|_| base_url.matches('/').count() == 2);
         Self {
             service,
             base_url,
@@ -41,7 +72,51 @@ impl Endpoint {
             breaker: Breaker::new(breaker),
             ready: AtomicBool::new(true),
             in_flight: AtomicUsize::new(0),
+            origin,
+            requests: std::sync::RwLock::new(Vec::new()),
+            duration: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The URI of `path` on this instance.
+    pub fn uri(&self, path: http::uri::PathAndQuery) -> Result<http::Uri, http::Error> {
+        match &self.origin {
+            Some((scheme, authority)) => Ok(http::Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(path)
+                .build()?),
+            None => Ok(format!("{}{path}", self.base_url).parse::<http::Uri>()?),
+        }
+    }
+
+    /// Counts a forwarded request and its time to the answer's head
+    /// (`gateway_upstream_requests_total`, `gateway_upstream_duration_seconds`).
+    pub fn observe(&self, status: UpstreamStatus, elapsed: std::time::Duration) {
+        let found = self
+            .requests
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, c)| c.clone());
+        let counter = found.unwrap_or_else(|| {
+            let mut list = self.requests.write().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, c)) = list.iter().find(|(s, _)| *s == status) {
+                return c.clone();
+            }
+            let labels =
+                [("service", self.service.to_owned()), ("upstream", self.address.clone()), ("status", status.label())];
+            let c = metrics::counter!("gateway_upstream_requests_total", &labels);
+            list.push((status, c.clone()));
+            c
+        });
+        counter.increment(1);
+        self.duration
+            .get_or_init(|| {
+                metrics::histogram!("gateway_upstream_duration_seconds", "service" => self.service, "upstream" => self.address.clone())
+            })
+            .record(elapsed.as_secs_f64());
     }
 
     pub fn is_ready(&self) -> bool {

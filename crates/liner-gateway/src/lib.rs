@@ -278,6 +278,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         max_response_bytes: settings.max_response_bytes,
         max_attempts: usize::try_from(settings.max_attempts).unwrap_or(3),
         tunnels_stop: background.child_token(),
+        metrics: Default::default(),
     });
 
     let ready_pools = all.clone();

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -40,13 +40,20 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use liner_shared::ApiError;
-use liner_shared::http::REQUEST_ID;
+use liner_shared::http::{HandleCache, REQUEST_ID};
+use metrics::{Counter, Histogram};
 
 use crate::auth::{EdgeAuth, needs_token};
-use crate::balance::Pool;
+use crate::balance::{Pool, UpstreamStatus};
 use crate::breaker::Outcome;
 use crate::limits::{InFlight, RateLimiter, RetryBudget, retry_after_secs};
 use crate::upstreams::service_for;
+
+/// Buffer per direction of a WebSocket tunnel. Every open tunnel keeps both, idle or
+/// not; chat frames are small (at most 16 KiB, usually a few hundred bytes), so 2 KiB
+/// costs no extra reads for them where tokio's default (8 KiB) would cost 12 KiB more
+/// memory per connection.
+const TUNNEL_BUFFER_BYTES: usize = 2 * 1024;
 
 /// The header on every answer the gateway makes up itself.
 pub const GATEWAY_ERROR: &str = "x-liner-error";
@@ -68,6 +75,8 @@ pub struct Proxy {
     pub max_attempts: usize,
     /// Cancelled once the server has drained: open WebSocket tunnels close then.
     pub tunnels_stop: tokio_util::sync::CancellationToken,
+    /// `gateway_requests_total` / `_duration_seconds` handles by (route, method, status).
+    pub metrics: HandleCache<(Counter, Histogram)>,
 }
 
 /// The shared upstream HTTP client: HTTP/1.1, short connect timeout, pooled.
@@ -173,11 +182,18 @@ pub async fn handle(
     let Some(service) = service_for(req.uri().path()) else {
         return synthetic(ApiError::not_found("no such route"));
     };
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let res = proxy.forward(service, peer, req).await.unwrap_or_else(synthetic);
-    let labels = [("route", service.to_owned()), ("method", method), ("status", res.status().as_u16().to_string())];
-    metrics::counter!("gateway_requests_total", &labels).increment(1);
-    metrics::histogram!("gateway_request_duration_seconds", &labels[..1]).record(started.elapsed().as_secs_f64());
+    let status = res.status().as_u16();
+    let (count, duration) = proxy.metrics.get(service, &method, status, || {
+        let labels = [("route", service.to_owned()), ("method", method.to_string()), ("status", status.to_string())];
+        (
+            metrics::counter!("gateway_requests_total", &labels),
+            metrics::histogram!("gateway_request_duration_seconds", &labels[..1]),
+        )
+    });
+    count.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     res
 }
 
@@ -232,7 +248,7 @@ impl Proxy {
             parts.headers.insert("x-forwarded-host", host);
         }
         parts.headers.remove(header::HOST);
-        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
 
         let Some(pool) = self.pools.get(service) else {
             return Err(unavailable(format!("no {service} instance")));
@@ -247,7 +263,7 @@ impl Proxy {
             };
             let endpoint = lease.endpoint.clone();
             tried.push(endpoint.clone());
-            let Ok(uri) = format!("{}{path}", endpoint.base_url).parse::<Uri>() else {
+            let Ok(uri) = endpoint.uri(path.clone()) else {
                 return Err(ApiError::bad_request("bad_path", "request path cannot be forwarded"));
             };
             let mut out = Request::new(Body::from(body.clone()));
@@ -258,18 +274,11 @@ impl Proxy {
 
             let sent = Instant::now();
             let result = tokio::time::timeout(timeout, self.client.request(out)).await;
-            let upstream = endpoint.address.clone();
-            let observe = |status: &str| {
-                let labels =
-                    [("service", service.to_owned()), ("upstream", upstream.clone()), ("status", status.to_owned())];
-                metrics::counter!("gateway_upstream_requests_total", &labels).increment(1);
-                metrics::histogram!("gateway_upstream_duration_seconds", &labels[..2])
-                    .record(sent.elapsed().as_secs_f64());
-            };
+            let observe = |status: UpstreamStatus| endpoint.observe(status, sent.elapsed());
             let retry_allowed = |tried: usize| tried < self.max_attempts && self.retry_budget.withdraw();
             match result {
                 Err(_) => {
-                    observe("timeout");
+                    observe(UpstreamStatus::Timeout);
                     endpoint.record(Outcome::Failure);
                     tracing::warn!(%service, upstream = %endpoint.address, ?timeout, "upstream timed out");
                     return Err(ApiError::new(
@@ -279,7 +288,7 @@ impl Proxy {
                     ));
                 }
                 Ok(Err(e)) if e.is_connect() => {
-                    observe("connect_error");
+                    observe(UpstreamStatus::ConnectError);
                     endpoint.record(Outcome::ConnectFailure);
                     tracing::warn!(%service, upstream = %endpoint.address, error = %e, "upstream connect failed");
                     last_error = Some(unavailable(format!("{service} is unavailable")));
@@ -291,7 +300,7 @@ impl Proxy {
                     return Err(last_error.unwrap_or_else(|| unavailable(format!("{service} is unavailable"))));
                 }
                 Ok(Err(e)) => {
-                    observe("error");
+                    observe(UpstreamStatus::Error);
                     endpoint.record(Outcome::Failure);
                     tracing::warn!(%service, upstream = %endpoint.address, error = %e, "upstream failed");
                     last_error = Some(ApiError::new(
@@ -310,7 +319,7 @@ impl Proxy {
                 }
                 Ok(Ok(res)) => {
                     let status = res.status();
-                    observe(status.as_str());
+                    observe(UpstreamStatus::Answered(status));
                     endpoint.record(if status.is_server_error() { Outcome::Failure } else { Outcome::Success });
                     // Retry only when another instance could answer; else pass this answer on.
                     if status == StatusCode::SERVICE_UNAVAILABLE
@@ -337,7 +346,7 @@ impl Proxy {
                         open.increment(1.0);
                         let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
                         tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, TUNNEL_BUFFER_BYTES, TUNNEL_BUFFER_BYTES) => {}
                             () = stop.cancelled() => {}
                         }
                         open.decrement(1.0);
@@ -370,7 +379,7 @@ pub async fn ensure_request_id(mut req: Request, next: Next) -> Response {
         .get(REQUEST_ID)
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .cloned()
-        .unwrap_or_else(|| HeaderValue::from_str(&liner_shared::new_id()).unwrap_or(HeaderValue::from_static("-")));
+        .unwrap_or_else(liner_shared::http::next_request_id);
     req.headers_mut().insert(REQUEST_ID, id.clone());
     let mut res = next.run(req).await;
     res.headers_mut().insert(REQUEST_ID, id);

@@ -1,20 +1,24 @@
 //! The HTTP layers and operational endpoints every service mounts, so that request ids,
 //! logs, limits, metrics and health look the same on every hop.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -71,10 +75,11 @@ pub fn ops_router(ready: ReadyCheck) -> Router {
 /// trace span per request, metrics, body limit (413 in the API shape), a request
 /// timeout, panic → opaque 500, and API-shaped 404/405 fallbacks.
 pub fn with_common_layers(router: Router, service: &'static str, timeout: Duration) -> Router {
+    let handles: Arc<HandleCache<(Counter, Histogram)>> = Arc::default();
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(move |req, next| record_metrics(service, req, next)))
+        .layer(middleware::from_fn(move |req, next| record_metrics(service, handles.clone(), req, next)))
         .layer(middleware::from_fn(shape_layer_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, timeout))
@@ -84,7 +89,86 @@ pub fn with_common_layers(router: Router, service: &'static str, timeout: Durati
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", %service, method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeFastRequestId))
+}
+
+/// A new request id: 32 hex digits, unique within the process and (by a random
+/// per-process start) across processes. No syscall and one small allocation: a
+/// UUID here cost a `getrandom` call and text formatting on every request.
+pub fn next_request_id() -> HeaderValue {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        h.write_u32(std::process::id());
+        h.finish()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // The counter through a bijective mix: distinct counters give distinct ids.
+    let mut z = n.wrapping_add(seed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let mut buf = [0u8; 32];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, word) in [seed, z].into_iter().enumerate() {
+        for j in 0..16 {
+            buf[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("-"))
+}
+
+#[derive(Clone, Copy, Default)]
+struct MakeFastRequestId;
+
+impl MakeRequestId for MakeFastRequestId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(next_request_id()))
+    }
+}
+
+/// Metric handles by label set, registered once: on a hit the request path neither
+/// allocates label strings nor builds and hashes a metrics key (which the `counter!`
+/// macros with owned labels do on every call).
+pub struct HandleCache<V> {
+    hasher: std::hash::RandomState,
+    map: RwLock<HashMap<u64, Vec<Entry<V>>>>,
+}
+
+/// One cached label set (route, method, status) and its handles.
+type Entry<V> = (String, Method, u16, V);
+
+impl<V: Clone> Default for HandleCache<V> {
+    fn default() -> Self {
+        Self { hasher: std::hash::RandomState::new(), map: RwLock::new(HashMap::new()) }
+    }
+}
+
+impl<V: Clone> HandleCache<V> {
+    /// The handles for (`route`, `method`, `status`), made by `make` the first time.
+    pub fn get(&self, route: &str, method: &Method, status: u16, make: impl FnOnce() -> V) -> V {
+        let mut h = self.hasher.build_hasher();
+        route.hash(&mut h);
+        method.hash(&mut h);
+        status.hash(&mut h);
+        let key = h.finish();
+        let found = |list: &Vec<Entry<V>>| {
+            list.iter().find(|(r, m, s, _)| r == route && m == method && *s == status).map(|e| e.3.clone())
+        };
+        if let Some(v) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(found) {
+            return v;
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(key).or_default();
+        if let Some(v) = found(list) {
+            return v;
+        }
+        let v = make();
+        list.push((route.to_owned(), method.clone(), status, v.clone()));
+        v
+    }
 }
 
 /// Layers outside the handlers (timeout, body limit) answer with plain text; give those
@@ -105,15 +189,82 @@ async fn shape_layer_errors(req: Request, next: Next) -> Response {
     }
 }
 
-async fn record_metrics(service: &'static str, req: Request, next: Next) -> Response {
+async fn record_metrics(
+    service: &'static str,
+    handles: Arc<HandleCache<(Counter, Histogram)>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    let labels = [("service", service.to_owned()), ("route", route), ("method", method), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..3]).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    let status = res.status().as_u16();
+    let (count, duration) = handles.get(route, &method, status, || {
+        let labels = [
+            ("service", service.to_owned()),
+            ("route", route.to_owned()),
+            ("method", method.to_string()),
+            ("status", status.to_string()),
+        ];
+        (
+            metrics::counter!("http_requests_total", &labels),
+            metrics::histogram!("http_request_duration_seconds", &labels[..3]),
+        )
+    });
+    count.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_hex() {
+        let ids: std::collections::HashSet<_> = (0..10_000).map(|_| next_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        let id = next_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
+    }
+
+    #[test]
+    fn handle_cache_makes_each_label_set_once() {
+        let cache: HandleCache<u32> = HandleCache::default();
+        let mut made = 0;
+        for _ in 0..3 {
+            assert_eq!(
+                cache.get("/a", &Method::GET, 200, || {
+                    made += 1;
+                    1
+                }),
+                1
+            );
+            assert_eq!(
+                cache.get("/a", &Method::POST, 200, || {
+                    made += 1;
+                    2
+                }),
+                2
+            );
+            assert_eq!(
+                cache.get("/a", &Method::GET, 404, || {
+                    made += 1;
+                    3
+                }),
+                3
+            );
+            assert_eq!(
+                cache.get("/b", &Method::GET, 200, || {
+                    made += 1;
+                    4
+                }),
+                4
+            );
+        }
+        assert_eq!(made, 4);
+    }
 }

@@ -27,6 +27,9 @@ use crate::error::ForumError;
 use crate::rooms::store;
 use crate::state::AppState;
 
+/// Bytes a WebSocket reads at once (and its initial read buffer).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/connect", get(connect))
 }
@@ -104,7 +107,11 @@ async fn upgrade(state: AppState, req: Request) -> Result<Response, ApiError> {
     let conn = session::Conn { room_id, user_id: claims.sub, username, since: query.since };
     let max = state.chat.max_frame_bytes;
     let sessions = state.sessions.clone();
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before the
+    // first read, so every connection, idle or not, would keep that much resident;
+    // 4 KiB per read still takes any frame up to `max` (the buffer grows for it).
     Ok(ws
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| sessions.track_future(session::run(socket, state, conn))))
