@@ -137,7 +137,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         db,
         verifier: signer.verifier()?,
         signer,
-        passwords: Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2)?,
+        passwords: Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?,
         login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
     };
     let bound = Bound::bind(settings.listen, "review").await?;
