@@ -87,7 +87,8 @@ fn raise_nofile(want: u64) -> u64 {
 /// `liner up` as a child process; SIGTERM then wait when dropped.
 struct Server {
     child: tokio::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    port: u16,
 }
 
 impl Drop for Server {
@@ -100,14 +101,34 @@ impl Drop for Server {
 }
 
 async fn start_server(args: &RoomArgs) -> anyhow::Result<(Server, String)> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    spawn_server(args, dir, port).await
+}
+
+/// Stops the server gracefully and starts it again on the same data dir and port, so
+/// users, tokens and rooms survive but the process starts with a clean heap: the
+/// memory baseline is then not inflated (or, with an allocator that reuses freed
+/// pages, deflated) by the registration phase's Argon2 blocks.
+async fn restart_server(args: &RoomArgs, mut server: Server) -> anyhow::Result<(Server, String)> {
+    if let Some(pid) = server.child.id() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGTERM);
+    }
+    tokio::time::timeout(Duration::from_secs(20), server.child.wait()).await??;
+    let port = server.port;
+    let dir = tempfile::tempdir()?;
+    let old = std::mem::replace(&mut server.dir, dir);
+    drop(server);
+    spawn_server(args, old, port).await
+}
+
+async fn spawn_server(args: &RoomArgs, dir: tempfile::TempDir, port: u16) -> anyhow::Result<(Server, String)> {
     let bin = match &args.liner_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("liner"),
     };
     anyhow::ensure!(bin.exists(), "{} not found: build it with `cargo build --release -p liner`", bin.display());
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let log = std::fs::File::create(dir.path().join("liner.log"))?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("liner.log"))?;
     let child = tokio::process::Command::new(&bin)
         .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--rate-limit-ip", "0", "--rate-limit-user", "0"])
         .arg("--data-dir")
@@ -116,7 +137,7 @@ async fn start_server(args: &RoomArgs) -> anyhow::Result<(Server, String)> {
         .stderr(log)
         .kill_on_drop(true)
         .spawn()?;
-    let server = Server { child, _dir: dir };
+    let server = Server { child, dir, port };
     let base = format!("127.0.0.1:{port}");
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -225,7 +246,6 @@ pub async fn room(args: &RoomArgs, seconds: u64) -> anyhow::Result<()> {
     anyhow::ensure!(nofile >= 3 * args.members + 256, "open-file limit {nofile} too low for {} members", args.members);
 
     let (server, gateway) = start_server(args).await?;
-    let pid = server.child.id().ok_or_else(|| anyhow::anyhow!("liner up exited"))?;
     let http = client();
     let reviews = format!("http://{gateway}/api/users-reviews");
     let users = register(&http, &reviews, args.senders).await?;
@@ -240,6 +260,8 @@ pub async fn room(args: &RoomArgs, seconds: u64) -> anyhow::Result<()> {
     .await?;
     anyhow::ensure!(status == 201, "room create answered {status}: {}", String::from_utf8_lossy(&bytes));
     let room_id = serde_json::from_slice::<Value>(&bytes)?["id"].as_str().unwrap_or_default().to_owned();
+    let (server, gateway) = restart_server(args, server).await?;
+    let pid = server.child.id().ok_or_else(|| anyhow::anyhow!("liner up exited"))?;
 
     // Warm up the connect path once (lazy allocations, thread pools), then measure.
     drop(connect(&gateway, &room_id, &users[0].1).await?);

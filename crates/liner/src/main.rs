@@ -1,10 +1,5 @@
 use std::process::ExitCode;
 
-/// mimalloc returns freed memory to the OS: with glibc's allocator, the 19 MiB Argon2
-/// blocks of a burst of logins stayed resident (1.2 GB after 300 logins).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use liner::cli::{Cli, Command};
 use liner_shared::shutdown;
