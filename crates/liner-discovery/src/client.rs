@@ -101,6 +101,34 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
     exp.min(cap).max(FIRST_BACKOFF)
 }
 
+/// What a service needs to register itself: `None` when it was given no registry.
+/// The advertised address is the bound one, with `advertise_host` in place of its IP.
+pub fn registrar_for(
+    discovery_url: Option<&str>,
+    service: &str,
+    bound: std::net::SocketAddr,
+    advertise_host: Option<&str>,
+) -> anyhow::Result<Option<Registrar>> {
+    discovery_url
+        .map(|url| Registrar::new(url, Registration::new(service, advertise_address(bound, advertise_host))))
+        .transpose()
+}
+
+/// Runs `serve` while registered (when there is a registrar) and, once `token` is
+/// cancelled and serving ends, waits for the deregistration before returning.
+pub async fn serve_registered(
+    registrar: Option<Registrar>,
+    token: CancellationToken,
+    serve: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let registration = registrar.map(|r| tokio::spawn(r.run(token)));
+    let served = serve.await;
+    if let Some(task) = registration {
+        let _ = task.await;
+    }
+    served
+}
+
 /// Keeps one instance registered until cancelled.
 pub struct Registrar {
     client: DiscoveryClient<Channel>,

@@ -6,13 +6,9 @@
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use liner_shared::ApiError;
-use liner_shared::auth::{AuthError, Claims, Verifier, bearer_token};
+use liner_shared::auth::{AuthError, Claims, bearer_token};
 
 use crate::state::AppState;
-
-pub async fn verify(verifier: &Verifier, token: &str) -> Result<Claims, AuthError> {
-    verifier.verify(token).await
-}
 
 /// An authenticated caller (header token only); 401 when the token is missing or bad.
 #[derive(Debug, Clone)]
@@ -28,6 +24,6 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts, false).ok_or(AuthError::Missing)?;
-        Ok(Caller(verify(&state.verifier, &token).await?))
+        Ok(Caller(state.verifier.verify(&token).await?))
     }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use liner_discovery::client::{Registrar, Registration, advertise_address};
+use liner_discovery::client::{Registrar, registrar_for, serve_registered};
 use liner_shared::auth::Verifier;
 use liner_shared::config::DatabaseUrl;
 use liner_shared::db::{Db, Migrations};
@@ -188,7 +188,6 @@ impl Running {
     /// (clients reconnect with `since`) and the background tasks stop.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
         let Running { bound, router, registrar, shutdown, tasks, sessions, _stop_on_drop } = self;
-        let registration = registrar.map(|r| tokio::spawn(r.run(token.clone())));
         let link = {
             let (token, shutdown) = (token.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -196,10 +195,7 @@ impl Running {
                 shutdown.cancel();
             })
         };
-        let served = bound.serve(router, token).await;
-        if let Some(task) = registration {
-            let _ = task.await;
-        }
+        let served = serve_registered(registrar, token.clone(), bound.serve(router, token)).await;
         shutdown.cancel();
         link.abort();
         sessions.close();
@@ -245,13 +241,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     tracing::info!(%replica, fanout = if settings.redis_url.is_some() { "redis" } else { "in-process" }, "forum ready");
     let sessions = state.sessions.clone();
     let bound = Bound::bind(settings.listen, "forum").await?;
-    let registrar = match &settings.discovery {
-        Some(url) => {
-            let address = advertise_address(bound.addr(), settings.advertise_host.as_deref());
-            Some(Registrar::new(url, Registration::new("forum", address))?)
-        }
-        None => None,
-    };
+    let registrar =
+        registrar_for(settings.discovery.as_deref(), "forum", bound.addr(), settings.advertise_host.as_deref())?;
     Ok(Running { bound, router: router(state), registrar, shutdown, tasks, sessions, _stop_on_drop: stop_on_drop })
 }
 

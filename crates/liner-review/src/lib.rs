@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use liner_discovery::client::{Registrar, Registration, advertise_address};
+use liner_discovery::client::{Registrar, registrar_for, serve_registered};
 use liner_shared::config::DatabaseUrl;
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
@@ -108,12 +108,7 @@ impl Running {
     /// Serves (registered with discovery, when configured) until `token` is cancelled;
     /// deregisters on the way out.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        let registration = self.registrar.map(|r| tokio::spawn(r.run(token.clone())));
-        let served = self.bound.serve(self.router, token).await;
-        if let Some(task) = registration {
-            let _ = task.await;
-        }
-        served
+        serve_registered(self.registrar, token.clone(), self.bound.serve(self.router, token)).await
     }
 }
 
@@ -141,13 +136,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
     };
     let bound = Bound::bind(settings.listen, "review").await?;
-    let registrar = match &settings.discovery {
-        Some(url) => {
-            let address = advertise_address(bound.addr(), settings.advertise_host.as_deref());
-            Some(Registrar::new(url, Registration::new("review", address))?)
-        }
-        None => None,
-    };
+    let registrar =
+        registrar_for(settings.discovery.as_deref(), "review", bound.addr(), settings.advertise_host.as_deref())?;
     Ok(Running { bound, router: router(state), registrar })
 }
 

@@ -30,7 +30,7 @@ fn start(data_dir: &std::path::Path, db: &Option<String>) -> (Child, String) {
 
 async fn acknowledged_review_survives_sigkill(backend: Backend) {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let db = common::review_database(backend).await.map(|u| u.as_str().to_owned());
+    let db = common::fresh_database(backend).await.map(|u| u.as_str().to_owned());
     let (child, base) = start(data_dir.path(), &db);
     let http = reqwest::Client::new();
     let post = |url: String, body: Value, token: Option<String>| {

@@ -88,7 +88,7 @@ async fn upgrade(state: AppState, req: Request) -> Result<Response, ApiError> {
         }
     }
     let token = bearer_token(&parts, true).ok_or(AuthError::Missing)?;
-    let claims = crate::auth::verify(&state.verifier, &token).await?;
+    let claims = state.verifier.verify(&token).await?;
     let ApiQuery(query) = ApiQuery::<ConnectQuery>::from_request_parts(&mut parts, &state).await?;
     let room_id =
         query.room_id.filter(|r| !r.is_empty()).ok_or_else(|| ForumError::BadQuery("roomId is required".into()))?;

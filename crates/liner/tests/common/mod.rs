@@ -47,7 +47,7 @@ pub struct TestApp {
 }
 
 /// A fresh database for a service under `backend` (None: the SQLite file default).
-pub async fn review_database(backend: Backend) -> Option<liner_shared::config::DatabaseUrl> {
+pub async fn fresh_database(backend: Backend) -> Option<liner_shared::config::DatabaseUrl> {
     match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(liner_shared::testkit::fresh_pg_database().await.parse().expect("pg url")),
@@ -58,8 +58,8 @@ impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut settings = UpSettings::new(([127, 0, 0, 1], 0).into(), data_dir.path().to_path_buf());
-        settings.review_database_url = review_database(backend).await;
-        settings.forum_database_url = review_database(backend).await;
+        settings.review_database_url = fresh_database(backend).await;
+        settings.forum_database_url = fresh_database(backend).await;
         let system = System::start(settings, CancellationToken::new()).await.expect("system starts");
         let gateway = system.gateway;
         Self {
