@@ -9,9 +9,9 @@
 //! forwarded request).
 //!
 //! Where instances come from: with `--discovery URL` the gateway watches the registry
-//! for `review` and `forum` instances and keeps the last known set while the registry
-//! is away; the static `--upstream` list is used for a service whose discovered set is
-//! empty (or when no registry is configured).
+//! for the instances of every routed service (`review`, `forum`, `catalog`) and keeps
+//! the last known set while the registry is away; the static `--upstream` list is used
+//! for a service whose discovered set is empty (or when no registry is configured).
 
 pub mod auth;
 pub mod balance;
@@ -46,8 +46,8 @@ pub struct Settings {
     /// Registry to watch for instances, `http://HOST:PORT`.
     #[arg(long, env = "LINER_DISCOVERY")]
     pub discovery: Option<String>,
-    /// Static upstream, `SERVICE=http://HOST:PORT` (repeatable; SERVICE is `review` or
-    /// `forum`); used for a service while discovery knows no instance of it.
+    /// Static upstream, `SERVICE=http://HOST:PORT` (repeatable; SERVICE is `review`,
+    /// `forum` or `catalog`); used for a service while discovery knows no instance of it.
     #[arg(long = "upstream", env = "LINER_UPSTREAMS", value_delimiter = ',')]
     pub upstreams: Vec<StaticRoute>,
     /// Default upstream timeout in seconds, until the answer's head (504 past it).

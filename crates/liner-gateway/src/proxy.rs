@@ -180,6 +180,10 @@ pub async fn handle(
 ) -> Response {
     let started = Instant::now();
     let Some(service) = service_for(req.uri().path()) else {
+        // Outside `/api/` is the web client; an unknown `/api/` path stays a JSON 404.
+        if liner_web::is_web_path(req.uri().path()) {
+            return liner_web::serve(req).await;
+        }
         return synthetic(ApiError::not_found("no such route"));
     };
     let method = req.method().clone();

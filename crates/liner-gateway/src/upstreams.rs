@@ -3,7 +3,8 @@
 use std::str::FromStr;
 
 /// Public path prefix → service name.
-pub const ROUTES: &[(&str, &str)] = &[("/api/users-reviews", "review"), ("/api/forums", "forum")];
+pub const ROUTES: &[(&str, &str)] =
+    &[("/api/users-reviews", "review"), ("/api/forums", "forum"), ("/api/catalog", "catalog")];
 
 /// `SERVICE=http://HOST:PORT` from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ impl FromStr for StaticRoute {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (service, url) = s.split_once('=').ok_or("expected SERVICE=http://HOST:PORT")?;
         if !ROUTES.iter().any(|(_, name)| *name == service) {
-            return Err(format!("unknown service {service:?}: expected review or forum"));
+            return Err(format!("unknown service {service:?}: expected review, forum or catalog"));
         }
         let url = url.trim_end_matches('/');
         let authority = url.strip_prefix("http://").ok_or("upstream URL must start with http://")?;
@@ -40,7 +41,7 @@ impl FromStr for RouteTimeout {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (service, ms) = s.split_once('=').ok_or("expected SERVICE=MILLISECONDS")?;
         if !ROUTES.iter().any(|(_, name)| *name == service) {
-            return Err(format!("unknown service {service:?}: expected review or forum"));
+            return Err(format!("unknown service {service:?}: expected review, forum or catalog"));
         }
         let ms: u64 = ms.parse().map_err(|_| format!("bad milliseconds {ms:?}"))?;
         if ms == 0 {
@@ -67,6 +68,7 @@ mod tests {
         assert_eq!(service_for("/api/users-reviews/users/login"), Some("review"));
         assert_eq!(service_for("/api/forums"), Some("forum"));
         assert_eq!(service_for("/api/forumsx/rooms"), None);
+        assert_eq!(service_for("/api/catalog/albums"), Some("catalog"));
         assert_eq!(service_for("/healthz"), None);
     }
 
@@ -74,6 +76,7 @@ mod tests {
     fn static_routes_are_checked() {
         assert!("review=http://127.0.0.1:1".parse::<StaticRoute>().is_ok());
         assert!("nope=http://127.0.0.1:1".parse::<StaticRoute>().is_err());
+        assert!("catalog=http://127.0.0.1:1".parse::<StaticRoute>().is_ok());
         assert!("review=https://x:1".parse::<StaticRoute>().is_err());
         assert!("review=http://x:1/path".parse::<StaticRoute>().is_err());
         assert!("forum=1500".parse::<RouteTimeout>().is_ok());

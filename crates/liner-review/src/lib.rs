@@ -1,4 +1,5 @@
-//! The review service: users, login (it is the only token issuer) and album reviews.
+//! The review service: users, login (it is the only token issuer), album reviews,
+//! album scores and charts.
 //!
 //! Layout: one module per domain (`users`, `reviews`), each owning its router, wire
 //! types, rules and storage; `error` maps every failure to the API shape in one place.
@@ -30,6 +31,7 @@ use utoipa::OpenApi;
 
 use crate::keys::Signer;
 use crate::password::Passwords;
+use crate::reviews::site_prior::{SITE_PRIOR_TTL, SitePrior};
 use crate::state::AppState;
 use crate::users::limiter::LoginLimiter;
 
@@ -134,6 +136,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         signer,
         passwords: Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?,
         login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
+        site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
     };
     let bound = Bound::bind(settings.listen, "review").await?;
     let registrar =

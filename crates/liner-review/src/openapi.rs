@@ -10,14 +10,15 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Liner review service", description = "Users, login and album reviews. Every error answers `{\"error\":{\"code\",\"message\"}}`; 415 for a non-JSON content type, 413 above 64 KiB."),
+    info(title = "Liner review service", description = "Users, login, album reviews, scores and charts. Every error answers `{\"error\":{\"code\",\"message\"}}`; 415 for a non-JSON content type, 413 above 64 KiB."),
     servers((url = "/api/users-reviews")),
     paths(
         users::handlers::register, users::handlers::login, users::handlers::profile,
         reviews::handlers::create, reviews::handlers::get, reviews::handlers::list_by_album,
-        reviews::handlers::update, reviews::handlers::delete,
+        reviews::handlers::list_by_user, reviews::handlers::update, reviews::handlers::delete,
+        reviews::charts::charts,
     ),
-    components(schemas(ErrorBody, ErrorDetail, reviews::model::Sort)),
+    components(schemas(ErrorBody, ErrorDetail, reviews::model::Sort, reviews::model::Period)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

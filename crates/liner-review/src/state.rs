@@ -8,6 +8,7 @@ use liner_shared::db::Db;
 
 use crate::keys::Signer;
 use crate::password::Passwords;
+use crate::reviews::site_prior::SitePrior;
 use crate::users::limiter::LoginLimiter;
 
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub passwords: Passwords,
     pub login_limiter: Arc<LoginLimiter>,
+    pub site_prior: Arc<SitePrior>,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

@@ -18,8 +18,28 @@ pub enum Command {
     Review(liner_review::Settings),
     /// Run the forum service alone (rooms, live chat over WebSocket).
     Forum(liner_forum::Settings),
+    /// Run the catalogue service alone (albums, genres, search), or `catalog import FILE`.
+    Catalog(CatalogCommand),
     /// Run the gateway alone.
     Gateway(liner_gateway::Settings),
     /// Run the service registry (gRPC discovery) alone.
     Discovery(liner_discovery::Settings),
+}
+
+/// `liner catalog [FLAGS]` serves; `liner catalog import FILE [FLAGS]` imports into the
+/// same database (`--database-url`, or `catalog.db` in `--data-dir`) and exits.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CatalogCommand {
+    #[command(subcommand)]
+    pub action: Option<CatalogAction>,
+    #[command(flatten)]
+    pub settings: liner_catalog::Settings,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogAction {
+    /// Import MusicBrainz release groups (one JSON object per line): albums and EPs are
+    /// kept, re-importing updates by MusicBrainz id, bad lines are counted and skipped.
+    Import(liner_catalog::import::ImportSettings),
 }

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use liner::cli::{Cli, Command};
+use liner::cli::{CatalogAction, Cli, Command};
 use liner_shared::shutdown;
 
 #[tokio::main]
@@ -16,6 +16,15 @@ async fn main() -> ExitCode {
         Command::Forum(settings) => {
             run_one(liner_forum::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
         }
+        Command::Catalog(catalog) => match catalog.action {
+            Some(CatalogAction::Import(import)) => liner_catalog::import::import_file(&import).await.map(|report| {
+                println!("{report}");
+            }),
+            None => {
+                run_one(liner_catalog::build(catalog.settings).await.map(|r| r.run_until(shutdown::token_on_signal())))
+                    .await
+            }
+        },
         Command::Gateway(settings) => {
             run_one(liner_gateway::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
         }

@@ -36,6 +36,9 @@ pub struct UpSettings {
     /// Forum-service database instead of the SQLite file (tests use a PostgreSQL one).
     #[arg(long, env = "LINER_FORUM_DATABASE_URL", hide = true)]
     pub forum_database_url: Option<DatabaseUrl>,
+    /// Catalogue database instead of the SQLite file (tests use a PostgreSQL one).
+    #[arg(long, env = "LINER_CATALOG_DATABASE_URL", hide = true)]
+    pub catalog_database_url: Option<DatabaseUrl>,
 }
 
 impl UpSettings {
@@ -48,6 +51,7 @@ impl UpSettings {
             rate_limit_user: 50,
             review_database_url: None,
             forum_database_url: None,
+            catalog_database_url: None,
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct System {
     pub gateway: SocketAddr,
     pub review: SocketAddr,
     pub forum: SocketAddr,
+    pub catalog: SocketAddr,
     pub discovery: SocketAddr,
     token: CancellationToken,
     registry: CancellationToken,
@@ -87,11 +92,20 @@ impl System {
         let mut forum_settings = liner_forum::Settings::new(loopback, settings.data_dir.clone());
         forum_settings.database_url = settings.forum_database_url.clone();
         forum_settings.discovery = Some(discovery_url.clone());
-        forum_settings.jwks_url = format!("http://{review_addr}{}/.well-known/jwks.json", liner_review::BASE_PATH);
+        forum_settings.jwks_url = review_jwks_url(review_addr);
         forum_settings.review_url = format!("http://{review_addr}");
         forum_settings.allowed_origins = browser_origins(gateway_addr);
         let forum = liner_forum::build(forum_settings).await?;
         let forum_addr = forum.addr();
+
+        // The catalogue starts with the shipped sample, so a new installation is not empty.
+        let mut catalog_settings = liner_catalog::Settings::new(loopback, settings.data_dir.clone());
+        catalog_settings.database_url = settings.catalog_database_url.clone();
+        catalog_settings.discovery = Some(discovery_url.clone());
+        catalog_settings.jwks_url = review_jwks_url(review_addr);
+        catalog_settings.load_sample = true;
+        let catalog = liner_catalog::build(catalog_settings).await?;
+        let catalog_addr = catalog.addr();
 
         // The registry has its own token: it stops after every service did, so their
         // deregistrations reach it.
@@ -104,11 +118,14 @@ impl System {
         let t = token.clone();
         tasks.spawn(async move { ("forum", forum.run_until(t).await) });
         let t = token.clone();
+        tasks.spawn(async move { ("catalog", catalog.run_until(t).await) });
+        let t = token.clone();
         tasks.spawn(async move { ("gateway", gateway.run_until(t).await) });
         let system = Self {
             gateway: gateway_addr,
             review: review_addr,
             forum: forum_addr,
+            catalog: catalog_addr,
             discovery: discovery_addr,
             token,
             registry,
@@ -117,7 +134,7 @@ impl System {
 
         // Ready when the gateway has learned every service from the registry.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while view.instances("review").is_empty() || view.instances("forum").is_empty() {
+        while ["review", "forum", "catalog"].iter().any(|s| view.instances(s).is_empty()) {
             if tokio::time::Instant::now() > deadline {
                 system.token.cancel();
                 system.registry.cancel();
@@ -125,7 +142,7 @@ impl System {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        tracing::info!(gateway = %gateway_addr, review = %review_addr, forum = %forum_addr, discovery = %discovery_addr, "liner is up");
+        tracing::info!(gateway = %gateway_addr, review = %review_addr, forum = %forum_addr, catalog = %catalog_addr, discovery = %discovery_addr, "liner is up");
         Ok(system)
     }
 
@@ -158,6 +175,11 @@ impl System {
     }
 }
 
+/// Where the review service publishes its token keys (JWKS).
+fn review_jwks_url(review: SocketAddr) -> String {
+    format!("http://{review}{}/.well-known/jwks.json", liner_review::BASE_PATH)
+}
+
 /// The origins a browser page served for this gateway has (the chat checks `Origin`).
 fn browser_origins(gateway: SocketAddr) -> Vec<String> {
     let port = gateway.port();
@@ -172,7 +194,7 @@ pub async fn run(settings: UpSettings) -> anyhow::Result<()> {
     let system = System::start(settings, shutdown::token_on_signal()).await?;
     // The banner is a courtesy: a closed stdout must not take the system down.
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "Liner is up: http://{}/api/users-reviews/", system.gateway);
+    let _ = writeln!(out, "Liner is up: http://{}/", system.gateway);
     let _ = writeln!(
         out,
         "Chat rooms:  http://{0}/api/forums/rooms  (WebSocket: ws://{0}/api/forums/connect)",

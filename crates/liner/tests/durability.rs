@@ -24,8 +24,8 @@ fn start(data_dir: &std::path::Path, db: &Option<String>) -> (Child, String) {
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("read banner");
-    let url = line.trim().strip_prefix("Liner is up: ").expect("banner").trim_end_matches('/').to_owned();
-    (child, url)
+    let site = line.trim().strip_prefix("Liner is up: ").expect("banner").trim_end_matches('/');
+    (child, format!("{site}/api/users-reviews"))
 }
 
 async fn acknowledged_review_survives_sigkill(backend: Backend) {

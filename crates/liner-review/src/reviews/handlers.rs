@@ -1,4 +1,4 @@
-//! Create, read, list by album, update, delete.
+//! Create, read, list by album or user, update, delete.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,9 +7,11 @@ use liner_shared::error::{ApiPath, ApiQuery};
 use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
 
 use super::model::*;
-use super::store::{self, ReviewRow};
+use super::score::{self, Tally};
+use super::store::{self, ReviewRow, Scope};
 use crate::error::ReviewError;
 use crate::state::AppState;
+use crate::users;
 
 fn to_review(row: ReviewRow) -> Review {
     Review {
@@ -63,8 +65,9 @@ pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<String>) ->
     Ok(ApiJson(to_review(row)))
 }
 
-/// An album's reviews with rating aggregates, newest first by default.
+/// An album's reviews with rating aggregates and score, newest first by default.
 #[utoipa::path(get, path = "/reviews/album/{albumId}", tag = "reviews",
+    description = score::explanation(),
     params(("albumId" = String, Path), ListQuery),
     responses((status = 200, body = AlbumReviews), (status = 400, body = crate::openapi::ErrorBody),
         (status = 422, body = crate::openapi::ErrorBody)))]
@@ -74,18 +77,62 @@ pub async fn list_by_album(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<AlbumReviews>, ApiError> {
     validate_album_id(&album_id)?;
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ReviewError::BadQuery("limit must be 1 to 100".into()).into());
+    let listing = listing(&state, Scope::Album(&album_id), query).await?;
+    let tally = Tally::from_counts(&listing.counts);
+    let prior = state.site_prior.get(&state.db).await?;
+    Ok(ApiJson(AlbumReviews {
+        album_id,
+        total: tally.count,
+        average_rating: tally.mean(),
+        histogram: histogram(&listing.counts),
+        score: score::score(&tally, &prior),
+        items: listing.items,
+        next_cursor: listing.next_cursor,
+    }))
+}
+
+/// A user's reviews, newest first by default; same paging and sorts as the album listing.
+#[utoipa::path(get, path = "/reviews/user/{userId}", tag = "reviews",
+    params(("userId" = String, Path), ListQuery),
+    responses((status = 200, body = UserReviews), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody)))]
+pub async fn list_by_user(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<ApiJson<UserReviews>, ApiError> {
+    let listing = listing(&state, Scope::User(&user_id), query).await?;
+    let tally = Tally::from_counts(&listing.counts);
+    // A user with reviews exists (foreign key); only an empty listing needs the check.
+    if tally.count == 0 && !users::store::exists(&state.db, &user_id).await? {
+        return Err(ReviewError::NotFound("user").into());
     }
+    Ok(ApiJson(UserReviews {
+        user_id,
+        total: tally.count,
+        average_rating: tally.mean(),
+        items: listing.items,
+        next_cursor: listing.next_cursor,
+    }))
+}
+
+/// What both listings share: the scope's rating counts and one keyset page.
+struct Listing {
+    counts: Vec<(i64, i64)>,
+    items: Vec<Review>,
+    next_cursor: Option<String>,
+}
+
+async fn listing(state: &AppState, scope: Scope<'_>, query: ListQuery) -> Result<Listing, ReviewError> {
+    let limit = page_limit(query.limit)?;
     let sort = query.sort.unwrap_or_default();
     let cursor = match &query.cursor {
         Some(raw) => Cursor::decode(raw, sort)?,
         None => Cursor::start(sort),
     };
-    let counts = store::rating_counts(&state.db, &album_id).await?;
+    let counts = store::rating_counts(&state.db, scope).await?;
     // One extra row tells whether another page follows.
-    let mut rows = store::page(&state.db, &album_id, sort, &cursor, limit + 1).await?;
+    let mut rows = store::page(&state.db, scope, sort, &cursor, limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()
@@ -93,16 +140,7 @@ pub async fn list_by_album(
     } else {
         None
     };
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let half_sum: i64 = counts.iter().map(|(h, n)| h * n).sum();
-    Ok(ApiJson(AlbumReviews {
-        album_id,
-        total,
-        average_rating: (total > 0).then(|| half_sum as f64 / total as f64 / 2.0),
-        histogram: histogram(&counts),
-        items: rows.into_iter().map(to_review).collect(),
-        next_cursor,
-    }))
+    Ok(Listing { counts, items: rows.into_iter().map(to_review).collect(), next_cursor })
 }
 
 /// Change the rating and/or text of your own review.

@@ -1,4 +1,4 @@
-//! Review types on the wire, the field rules, and the listing cursor.
+//! Review, listing and chart types on the wire, the field and query rules, and the listing cursor.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::score::Score;
 use crate::error::{Result, ReviewError};
 
 pub const MAX_REVIEW_CHARS: usize = 10_000;
@@ -54,9 +55,74 @@ pub struct AlbumReviews {
     pub average_rating: Option<f64>,
     /// Count per rating value, keys `"0.5"` … `"5.0"`, all present.
     pub histogram: BTreeMap<String, i64>,
+    pub score: Score,
     pub items: Vec<Review>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserReviews {
+    pub user_id: String,
+    pub total: i64,
+    /// Null when the user has no reviews.
+    pub average_rating: Option<f64>,
+    pub items: Vec<Review>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Which reviews a chart counts: those created in the last 7, 30 or 365 days
+/// (rolling, from the moment of the request), or all of them.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    #[default]
+    Week,
+    Month,
+    Year,
+    All,
+}
+
+impl Period {
+    /// The length of the rolling window; None for all time.
+    pub fn days(self) -> Option<i64> {
+        match self {
+            Period::Week => Some(7),
+            Period::Month => Some(30),
+            Period::Year => Some(365),
+            Period::All => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChartQuery {
+    /// `week` (default), `month`, `year` or `all`: the last 7, 30 or 365 days, or all time.
+    pub period: Option<Period>,
+    /// 1–100, default 20.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartEntry {
+    pub album_id: String,
+    /// Reviews of the album created in the period.
+    pub total: i64,
+    pub average_rating: f64,
+    /// Computed from the period's reviews only.
+    pub score: Score,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Chart {
+    pub period: Period,
+    /// Highest `score.weighted` first; ties: more reviews first, then by albumId.
+    pub items: Vec<ChartEntry>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, ToSchema)]
@@ -76,6 +142,15 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     pub sort: Option<Sort>,
+}
+
+/// A page size from the query: 1–100, default 20.
+pub fn page_limit(limit: Option<i64>) -> Result<i64> {
+    let limit = limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ReviewError::BadQuery("limit must be 1 to 100".into()));
+    }
+    Ok(limit)
 }
 
 /// Ratings are stored as whole half-stars (1..=10) so equality and grouping are exact.

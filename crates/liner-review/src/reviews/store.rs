@@ -1,12 +1,15 @@
 //! Review storage. One review per (user, album) is a unique key in the database, so 50
-//! racing POSTs create exactly one row; listings page by keyset (the sort key of the
-//! last item), which stays fast and stable however deep a client pages.
+//! racing POSTs create exactly one row; listings (of an album or of a user, the same
+//! code) page by keyset (the sort key of the last item), which stays fast and stable
+//! however deep a client pages. Score inputs are integer tallies (count, Σ, Σx² in
+//! half-stars) so the statistics in `score` start from exact numbers.
 
 use liner_shared::db::{Db, is_unique_violation};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::model::{Cursor, Sort};
+use super::score::Tally;
 use crate::error::{Result, ReviewError};
 
 /// A review row as stored (rating in half-stars, times in unix ms).
@@ -115,45 +118,67 @@ pub async fn exists(db: &Db, id: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// (half-star rating, count) pairs for one album.
-pub async fn rating_counts(db: &Db, album_id: &str) -> Result<Vec<(i64, i64)>> {
-    let rows = sqlx::query("SELECT rating_half, COUNT(*) AS n FROM reviews WHERE album_id = $1 GROUP BY rating_half")
-        .bind(album_id)
-        .fetch_all(&db.pool)
-        .await?;
+/// Whose reviews a listing shows: one album's or one user's. Both page the same way.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Album(&'a str),
+    User(&'a str),
+}
+
+impl Scope<'_> {
+    fn column(&self) -> &'static str {
+        match self {
+            Scope::Album(_) => "r.album_id",
+            Scope::User(_) => "r.user_id",
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            Scope::Album(id) | Scope::User(id) => id,
+        }
+    }
+}
+
+/// (half-star rating, count) pairs of the scope's reviews.
+pub async fn rating_counts(db: &Db, scope: Scope<'_>) -> Result<Vec<(i64, i64)>> {
+    // Safe: only a fixed column name is spliced in; values are bound.
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT r.rating_half, COUNT(*) AS n FROM reviews r WHERE {} = $1 GROUP BY r.rating_half",
+        scope.column()
+    ));
+    let rows = sqlx::query(sql).bind(scope.value()).fetch_all(&db.pool).await?;
     rows.iter().map(|r| Ok((r.try_get::<i64, _>("rating_half")?, r.try_get::<i64, _>("n")?))).collect()
 }
 
-/// One page of an album's reviews after `cursor` in `sort` order.
-pub async fn page(db: &Db, album_id: &str, sort: Sort, cursor: &Cursor, limit: i64) -> Result<Vec<ReviewRow>> {
-    let sql = match sort {
-        Sort::Newest => {
-            "SELECT r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.created_at, r.updated_at
-            FROM reviews r JOIN users u ON u.id = r.user_id
-            WHERE r.album_id = $1 AND (r.created_at, r.id) < ($3, $4) AND $2 = $2
-            ORDER BY r.created_at DESC, r.id DESC LIMIT $5"
-        }
-        Sort::Oldest => {
-            "SELECT r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.created_at, r.updated_at
-            FROM reviews r JOIN users u ON u.id = r.user_id
-            WHERE r.album_id = $1 AND (r.created_at, r.id) > ($3, $4) AND $2 = $2
-            ORDER BY r.created_at ASC, r.id ASC LIMIT $5"
-        }
+/// The keyset condition (rows after the cursor) and the order of each sort. `$2` is the
+/// cursor's rating, `$3` its time, `$4` its id; sorts by time use `$2 = $2` so every
+/// placeholder is typed on PostgreSQL.
+fn keyset(sort: Sort) -> (&'static str, &'static str) {
+    match sort {
+        Sort::Newest => ("(r.created_at, r.id) < ($3, $4) AND $2 = $2", "r.created_at DESC, r.id DESC"),
+        Sort::Oldest => ("(r.created_at, r.id) > ($3, $4) AND $2 = $2", "r.created_at ASC, r.id ASC"),
         Sort::Highest => {
-            "SELECT r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.created_at, r.updated_at
-            FROM reviews r JOIN users u ON u.id = r.user_id
-            WHERE r.album_id = $1 AND (r.rating_half, r.created_at, r.id) < ($2, $3, $4)
-            ORDER BY r.rating_half DESC, r.created_at DESC, r.id DESC LIMIT $5"
+            ("(r.rating_half, r.created_at, r.id) < ($2, $3, $4)", "r.rating_half DESC, r.created_at DESC, r.id DESC")
         }
         Sort::Lowest => {
-            "SELECT r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.created_at, r.updated_at
-            FROM reviews r JOIN users u ON u.id = r.user_id
-            WHERE r.album_id = $1 AND (r.rating_half, r.created_at, r.id) > ($2, $3, $4)
-            ORDER BY r.rating_half ASC, r.created_at ASC, r.id ASC LIMIT $5"
+            ("(r.rating_half, r.created_at, r.id) > ($2, $3, $4)", "r.rating_half ASC, r.created_at ASC, r.id ASC")
         }
-    };
+    }
+}
+
+/// One page of the scope's reviews after `cursor` in `sort` order.
+pub async fn page(db: &Db, scope: Scope<'_>, sort: Sort, cursor: &Cursor, limit: i64) -> Result<Vec<ReviewRow>> {
+    let (after_cursor, order) = keyset(sort);
+    // Safe: only fixed column names and clauses are spliced in; values are bound.
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.created_at, r.updated_at
+         FROM reviews r JOIN users u ON u.id = r.user_id
+         WHERE {} = $1 AND {after_cursor} ORDER BY {order} LIMIT $5",
+        scope.column()
+    ));
     let rows = sqlx::query(sql)
-        .bind(album_id)
+        .bind(scope.value())
         .bind(cursor.rating_half)
         .bind(cursor.created_at)
         .bind(&cursor.id)
@@ -161,4 +186,33 @@ pub async fn page(db: &Db, album_id: &str, sort: Sort, cursor: &Cursor, limit: i
         .fetch_all(&db.pool)
         .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Count, sum and sum of squares of every rating on the site (a full scan: cached by
+/// the caller, see `site_prior`).
+pub async fn site_tally(db: &Db) -> Result<Tally> {
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TALLY_COLUMNS} FROM reviews"))).fetch_one(&db.pool).await?;
+    tally_from_row(&row)
+}
+
+/// Per-album tallies of the reviews created at or after `since` (unix ms), read from
+/// the covering `reviews_by_time` index. The redundant upper bound matters: SQLite's
+/// planner takes a one-sided range for a quarter of the table and would rather scan a
+/// whole index ordered by album; a two-sided one makes it pick the time index.
+pub async fn album_tallies_since(db: &Db, since: i64) -> Result<Vec<(String, Tally)>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT album_id, {TALLY_COLUMNS} FROM reviews WHERE created_at >= $1 AND created_at <= $2 GROUP BY album_id"
+    ));
+    let rows = sqlx::query(sql).bind(since).bind(i64::MAX).fetch_all(&db.pool).await?;
+    rows.iter().map(|row| Ok((row.try_get("album_id")?, tally_from_row(row)?))).collect()
+}
+
+/// Integer sums on both backends (PostgreSQL's SUM(bigint) is numeric, which `Any`
+/// cannot decode), zero over no rows.
+const TALLY_COLUMNS: &str = "COUNT(*) AS n, CAST(COALESCE(SUM(rating_half), 0) AS BIGINT) AS s, \
+     CAST(COALESCE(SUM(rating_half * rating_half), 0) AS BIGINT) AS ss";
+
+fn tally_from_row(row: &AnyRow) -> Result<Tally> {
+    Ok(Tally { count: row.try_get("n")?, sum_half: row.try_get("s")?, sum_sq_half: row.try_get("ss")? })
 }

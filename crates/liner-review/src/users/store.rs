@@ -79,3 +79,8 @@ pub async fn review_stats(db: &Db, user_id: &str) -> Result<(i64, Option<f64>)> 
     let avg_half: Option<f64> = row.try_get("avg_half")?;
     Ok((count, avg_half.map(|a| a / 2.0)))
 }
+
+pub async fn exists(db: &Db, id: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1").bind(id).fetch_one(&db.pool).await?;
+    Ok(n > 0)
+}

@@ -43,6 +43,9 @@ pub struct TestApp {
     pub gateway: SocketAddr,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// The review service's database, for tests that must set up what the API cannot
+    /// (e.g. a backdated review).
+    pub review_database_url: liner_shared::config::DatabaseUrl,
     system: Option<System>,
 }
 
@@ -59,7 +62,11 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut settings = UpSettings::new(([127, 0, 0, 1], 0).into(), data_dir.path().to_path_buf());
         settings.review_database_url = fresh_database(backend).await;
+        let review_database_url = settings.review_database_url.clone().unwrap_or_else(|| {
+            liner_review::Settings::new(settings.listen, settings.data_dir.clone()).effective_database_url()
+        });
         settings.forum_database_url = fresh_database(backend).await;
+        settings.catalog_database_url = fresh_database(backend).await;
         let system = System::start(settings, CancellationToken::new()).await.expect("system starts");
         let gateway = system.gateway;
         Self {
@@ -67,8 +74,15 @@ impl TestApp {
             gateway,
             data_dir,
             http: reqwest::Client::new(),
+            review_database_url,
             system: Some(system),
         }
+    }
+
+    /// A connection pool to the review service's database, behind the API's back.
+    pub async fn review_db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(self.review_database_url.as_str()).await.expect("review database")
     }
 
     pub async fn stop(mut self) {

@@ -1,0 +1,156 @@
+//! The catalogue service: where album ids get titles, artists, years and genres, and
+//! where people search for albums.
+//!
+//! Layout: `albums` (REST, field rules, storage and search), `text` (the one folding
+//! of words that search on both backends relies on), `import` (MusicBrainz JSON lines,
+//! for `liner catalog import` and the shipped sample), `error` (every failure mapped
+//! to the API shape in one place). The crate exposes the same contract as every Liner
+//! service — `Settings`, `build` (binds and migrates, does not serve),
+//! `Running::run_until` — so `liner up` and a one-service container start it the same way.
+//!
+//! Decisions, and why:
+//! - Own database (SQLite file `catalog.db`, or PostgreSQL): reviews and rooms keep
+//!   `albumId` opaque and never need the catalogue to be up.
+//! - Search is the database's own full-text index (FTS5 / GIN over a tsvector) fed with
+//!   words folded in Rust, so both backends find the same albums; see `text`.
+//! - Writes need a token (verified against the review service's JWKS); reads do not.
+
+pub mod albums;
+pub mod error;
+pub mod import;
+pub mod openapi;
+pub mod state;
+pub mod text;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use liner_discovery::client::{Registrar, registrar_for, serve_registered};
+use liner_shared::auth::Verifier;
+use liner_shared::config::DatabaseUrl;
+use liner_shared::db::{Db, Migrations};
+use liner_shared::server::Bound;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+/// Public path prefix of every catalogue route.
+pub const BASE_PATH: &str = "/api/catalog";
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Everything the catalogue service is configured by.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8083")]
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` or `postgres://…`; default: `catalog.db` in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Directory for the default SQLite file.
+    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The review service's public keys (JWKS) for verifying tokens.
+    #[arg(
+        long,
+        env = "LINER_JWKS_URL",
+        default_value = "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json"
+    )]
+    pub jwks_url: String,
+    /// Load the shipped sample (a few hundred albums) on start when the catalogue is empty.
+    #[arg(long, env = "LINER_CATALOG_LOAD_SAMPLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub load_sample: bool,
+    /// Registry to register with, `http://HOST:PORT` (unset: not registered).
+    #[arg(long, env = "LINER_DISCOVERY")]
+    pub discovery: Option<String>,
+    /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
+    #[arg(long, env = "LINER_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+    /// Database connections in the pool.
+    #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+}
+
+impl Settings {
+    /// Defaults for a given listen address and data dir (used by `liner up` and tests).
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            database_url: None,
+            data_dir,
+            jwks_url: "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json".into(),
+            load_sample: false,
+            discovery: None,
+            advertise_host: None,
+            db_max_connections: 16,
+        }
+    }
+}
+
+/// The database of the service and of `liner catalog import`: the URL given, else
+/// `catalog.db` in the data dir (created).
+pub fn database_url(url: Option<&DatabaseUrl>, data_dir: &Path) -> anyhow::Result<DatabaseUrl> {
+    match url {
+        Some(url) => Ok(url.clone()),
+        None => Ok(DatabaseUrl::sqlite_file(&liner_shared::config::ensure_dir(data_dir)?.join("catalog.db"))),
+    }
+}
+
+/// Connects and migrates the catalogue database.
+pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Db> {
+    Db::connect(url, max_connections, Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS }).await
+}
+
+/// A bound, migrated service that has not started serving.
+pub struct Running {
+    bound: Bound,
+    router: Router,
+    registrar: Option<Registrar>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.bound.addr()
+    }
+
+    /// Serves (registered with discovery, when configured) until `token` is cancelled;
+    /// deregisters on the way out.
+    pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
+        serve_registered(self.registrar, token.clone(), self.bound.serve(self.router, token)).await
+    }
+}
+
+/// Connects storage (loading the sample when asked and empty), binds the listener.
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let db = connect(&database_url(settings.database_url.as_ref(), &settings.data_dir)?, settings.db_max_connections)
+        .await?;
+    if settings.load_sample {
+        import::load_sample_if_empty(&db).await?;
+    }
+    let state = AppState { db, verifier: Arc::new(Verifier::remote(settings.jwks_url.clone())) };
+    let bound = Bound::bind(settings.listen, "catalog").await?;
+    let registrar =
+        registrar_for(settings.discovery.as_deref(), "catalog", bound.addr(), settings.advertise_host.as_deref())?;
+    Ok(Running { bound, router: router(state), registrar })
+}
+
+/// The whole HTTP surface: API under [`BASE_PATH`], plus `/healthz`, `/readyz`, `/metrics`.
+pub fn router(state: AppState) -> Router {
+    let db = state.db.clone();
+    let ready: liner_shared::http::ReadyCheck = Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move { db.ping().await })
+    });
+    let api = Router::new()
+        .merge(albums::router())
+        .route("/openapi.json", axum::routing::get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
+        .with_state(state);
+    let app = Router::new().nest(BASE_PATH, api).merge(liner_shared::http::ops_router(ready));
+    liner_shared::http::with_common_layers(app, "catalog", Duration::from_secs(30))
+}

@@ -1,0 +1,320 @@
+// A room: its history (paging back with ?before=), the live chat (chat.js), who is
+// here, and for its creator a way to close it. Also `roomWidget`, the "join / open a
+// room" box that album and genre pages show.
+
+import { FORUMS, album, api } from './api.js';
+import { ChatConnection } from './chat.js';
+import { busy, failure, fmtTime, h, loading, mount, setTitle, timeEl } from './dom.js';
+import { loginUrl, navigate } from './nav.js';
+import * as session from './session.js';
+
+const HISTORY_PAGE = 50;
+
+/** A room's name: its own title, or for an untitled album room the album's title. */
+export function roomLabel(room, album) {
+  const untitled = room.albumId && room.title === `Album ${room.albumId}`;
+  return untitled && album ? `${album.title} — ${album.artist}` : room.title;
+}
+
+/** Link to the active room of an album or genre, or a button that opens one. */
+export async function roomWidget(el, target, title) {
+  const q = new URLSearchParams({ roomType: target.roomType, ...(target.albumId ? { albumId: target.albumId } : { genreId: target.genreId }) });
+  try {
+    const rooms = await api(`${FORUMS}/rooms?${q}`);
+    const room = rooms[0];
+    if (room) {
+      return mount(
+        el,
+        h('a', { class: 'btn btn--room', href: `/rooms/${encodeURIComponent(room.id)}`, id: 'room-link' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), `Join the room · ${room.online} online`),
+      );
+    }
+    if (!session.current()) {
+      return mount(el, h('p', { class: 'muted small' }, 'No room open. ', h('a', { href: loginUrl() }, 'Log in'), ' to open one.'));
+    }
+    const open = h('button', { type: 'button', class: 'btn btn--ghost', id: 'room-open' }, 'Open a listening room');
+    const error = h('p', { class: 'field-error', role: 'alert', hidden: true });
+    open.addEventListener('click', () =>
+      busy(open, async () => {
+        try {
+          const created = await api(`${FORUMS}/rooms`, { method: 'POST', body: { ...target, title: `${title}`.slice(0, 100) } });
+          navigate(`/rooms/${encodeURIComponent(created.id)}`);
+        } catch (err) {
+          if (err.status === 409 && err.details.existingId) return navigate(`/rooms/${encodeURIComponent(err.details.existingId)}`);
+          error.textContent = err.message;
+          error.hidden = false;
+        }
+      }),
+    );
+    mount(el, open, error);
+  } catch (err) {
+    mount(el, h('p', { class: 'muted small' }, `Rooms are unavailable: ${err.message}`));
+  }
+}
+
+const STATE_TEXT = {
+  connecting: 'Connecting…',
+  live: 'Live',
+  reconnecting: 'Reconnecting…',
+  offline: 'Offline — reconnecting when you are back online',
+  closed: 'Room closed',
+  expired: 'Session expired',
+  readonly: 'Read only',
+};
+
+export function render(main, roomId) {
+  setTitle('Room');
+  mount(main, loading());
+  let chat = null;
+  let stopped = false;
+  (async function load() {
+    try {
+      const [room, history] = await Promise.all([
+        api(`${FORUMS}/rooms/${encodeURIComponent(roomId)}`),
+        api(`${FORUMS}/rooms/${encodeURIComponent(roomId)}/messages?limit=${HISTORY_PAGE}`),
+      ]);
+      const about = room.albumId ? await album(room.albumId).catch(() => null) : null;
+      if (!stopped) chat = show(main, { ...room, title: roomLabel(room, about) }, history);
+    } catch (err) {
+      mount(main, err.status === 404 ? h('section', { class: 'panel narrow' }, h('h1', {}, 'No such room'), h('p', {}, h('a', { href: '/' }, 'See the live rooms'), '.')) : failure(err, load));
+    }
+  })();
+  return () => {
+    stopped = true;
+    chat?.stop();
+  };
+}
+
+function show(main, room, history) {
+  setTitle(room.title);
+  const me = session.current()?.user ?? null;
+  const log = h('ol', { class: 'messages', id: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages' });
+  const pendingList = h('ol', { class: 'messages messages--pending', id: 'pending', 'aria-label': 'Sending' });
+  const scroller = h('div', { class: 'chat__scroller' });
+  const earlier = h('button', { type: 'button', class: 'btn btn--ghost btn--small', id: 'earlier' }, 'Load earlier messages');
+  const stateEl = h('span', { class: 'room-state', id: 'room-state', role: 'status' });
+  const onlineEl = h('span', { class: 'online-badge is-live', id: 'room-online' });
+  const people = h('ul', { class: 'people', id: 'people' });
+  const composer = h('div', { class: 'composer-area' });
+  const closeArea = h('div', {});
+  const present = new Map(); // userId → username
+  const pendingEls = new Map(); // clientMsgId → li
+  const ackedSeq = new Map(); // seq → li of our pending message, until its message frame arrives
+
+  const about = room.albumId
+    ? h('a', { href: `/albums/${encodeURIComponent(room.albumId)}` }, 'About the album')
+    : h('a', { href: `/genres/${encodeURIComponent(room.genreId)}` }, `More ${room.genreId}`);
+  mount(
+    main,
+    h(
+      'section',
+      { class: 'room', 'aria-labelledby': 'room-title' },
+      h(
+        'header',
+        { class: 'room__head' },
+        h('div', {}, h('p', { class: 'eyebrow' }, room.roomType === 'album' ? 'Album room' : 'Genre room'), h('h1', { id: 'room-title' }, room.title), h('p', { class: 'muted small' }, about)),
+        h('div', { class: 'room__status' }, stateEl, onlineEl, closeArea),
+      ),
+      h(
+        'div',
+        { class: 'room__body' },
+        h('div', { class: 'chat' }, scroller, composer),
+        h('aside', { class: 'room__people', 'aria-labelledby': 'people-heading' }, h('h2', { id: 'people-heading' }, 'Here now'), people),
+      ),
+    ),
+  );
+  mount(scroller, earlier, log, pendingList);
+
+  const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  const toBottom = () => {
+    scroller.scrollTop = scroller.scrollHeight;
+  };
+  let first = history[0]?.seq ?? null;
+  earlier.hidden = history.length < HISTORY_PAGE || first === 1;
+  log.append(...history.map((m) => messageEl(m, me)));
+  const lastSeq = history.at(-1)?.seq ?? 0;
+  requestAnimationFrame(toBottom);
+
+  earlier.addEventListener('click', () =>
+    busy(earlier, async () => {
+      try {
+        const older = await api(`${FORUMS}/rooms/${encodeURIComponent(room.id)}/messages?before=${first}&limit=${HISTORY_PAGE}`);
+        const height = scroller.scrollHeight;
+        log.prepend(...older.map((m) => messageEl(m, me)));
+        scroller.scrollTop += scroller.scrollHeight - height;
+        first = older[0]?.seq ?? first;
+        earlier.hidden = older.length < HISTORY_PAGE || first === 1;
+      } catch (err) {
+        earlier.textContent = `Could not load: ${err.message}. Try again`;
+      }
+    }),
+  );
+
+  let online = room.online;
+  function setOnline(n) {
+    online = n;
+    onlineEl.textContent = `${n} online`;
+  }
+  setOnline(room.online);
+  function renderPeople() {
+    const names = [...present.entries()].sort((a, b) => a[1].localeCompare(b[1]));
+    const items = names.map(([id, name]) =>
+      h('li', {}, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), h('a', { href: `/users/${encodeURIComponent(id)}` }, name), id === me?.id ? h('span', { class: 'tag' }, 'you') : null),
+    );
+    // Presence frames name who joins and leaves after we did; the rest are counted only.
+    const others = online - names.length;
+    if (others > 0) items.push(h('li', { class: 'muted small' }, `and ${others} more`));
+    mount(people, items);
+  }
+
+  function setState(state) {
+    stateEl.textContent = STATE_TEXT[state] ?? state;
+    stateEl.dataset.state = state;
+    if (state === 'closed') {
+      mount(composer, h('p', { class: 'notice-inline', id: 'room-closed' }, 'This room is closed. The conversation stays readable.'));
+      mount(closeArea);
+      present.clear();
+      renderPeople();
+    } else if (state === 'expired') {
+      mount(composer, h('p', { class: 'notice-inline' }, 'Your session expired. ', h('a', { href: loginUrl() }, 'Log in again'), ' to chat.'));
+    }
+  }
+
+  if (!room.active) {
+    setState('closed');
+    return null;
+  }
+  if (!me) {
+    setState('readonly');
+    mount(composer, h('p', { class: 'notice-inline' }, h('a', { href: loginUrl() }, 'Log in'), ' to join the conversation.'));
+    return null;
+  }
+
+  const input = h('textarea', { id: 'chat-input', name: 'message', rows: 2, placeholder: `Message ${room.title}`, autocomplete: 'off' });
+  const sendBtn = h('button', { type: 'submit', class: 'btn' }, 'Send');
+  const composerError = h('p', { class: 'field-error', id: 'chat-input-error', role: 'alert', hidden: true });
+  input.setAttribute('aria-describedby', 'chat-input-error');
+  const form = h('form', { class: 'composer' }, h('label', { for: 'chat-input', class: 'visually-hidden' }, 'Message'), input, sendBtn);
+  mount(composer, composerError, form);
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = '';
+    composerError.hidden = true;
+    send(text);
+  });
+
+  function send(text) {
+    const keep = atBottom();
+    const clientMsgId = chat.send(text);
+    const li = pendingEl(text, me);
+    li.dataset.clientMsgId = clientMsgId;
+    pendingEls.set(clientMsgId, li);
+    pendingList.append(li);
+    if (keep) toBottom();
+  }
+
+  if (room.createdBy === me.id) {
+    const close = h('button', { type: 'button', class: 'btn btn--danger btn--small', id: 'room-close' }, 'Close room');
+    close.addEventListener('click', () => {
+      if (!close.dataset.confirm) {
+        close.dataset.confirm = '1';
+        close.textContent = 'Really close it?';
+        return;
+      }
+      busy(close, async () => {
+        try {
+          await api(`${FORUMS}/rooms/${encodeURIComponent(room.id)}`, { method: 'DELETE' });
+          chat.finish('closed');
+        } catch (err) {
+          close.textContent = 'Close room';
+          delete close.dataset.confirm;
+          composerError.textContent = err.message;
+          composerError.hidden = false;
+        }
+      });
+    });
+    mount(closeArea, close);
+  }
+
+  const chat = new ChatConnection(room.id, lastSeq, {
+    onState(state) {
+      setState(state);
+      if (state === 'live') {
+        present.set(me.id, me.username);
+        renderPeople();
+      }
+    },
+    onMessage(m) {
+      const keep = atBottom();
+      log.append(messageEl(m, me));
+      const mine = ackedSeq.get(m.seq);
+      if (mine) {
+        mine.remove();
+        ackedSeq.delete(m.seq);
+      }
+      if (keep || m.userId === me.id) toBottom();
+    },
+    onAck(clientMsgId, seq) {
+      const li = pendingEls.get(clientMsgId);
+      pendingEls.delete(clientMsgId);
+      if (!li) return;
+      if (log.querySelector(`[data-seq="${seq}"]`)) return li.remove();
+      li.classList.replace('msg--pending', 'msg--sent');
+      li.querySelector('.msg__status').textContent = 'sent';
+      ackedSeq.set(seq, li);
+    },
+    onError(frame) {
+      const li = frame.clientMsgId ? pendingEls.get(frame.clientMsgId) : null;
+      if (!li) {
+        composerError.textContent = frame.message;
+        composerError.hidden = false;
+        return;
+      }
+      pendingEls.delete(frame.clientMsgId);
+      failed(li, frame.message);
+    },
+    onPresence(frame) {
+      if (frame.joined) present.set(frame.joined.userId, frame.joined.username);
+      if (frame.left && frame.left.userId !== me.id) present.delete(frame.left.userId);
+      setOnline(frame.online);
+      renderPeople();
+    },
+  });
+
+  function failed(li, message) {
+    li.classList.replace('msg--pending', 'msg--failed');
+    const text = li.querySelector('.msg__text').textContent;
+    mount(
+      li.querySelector('.msg__status'),
+      h('span', { class: 'msg__error', role: 'alert' }, `Not sent: ${message}`),
+      h('button', { type: 'button', class: 'link-btn', on: { click: () => { li.remove(); send(text); } } }, 'Retry'),
+      h('button', { type: 'button', class: 'link-btn', on: { click: () => li.remove() } }, 'Dismiss'),
+    );
+  }
+  return chat;
+}
+
+function messageEl(m, me) {
+  return h(
+    'li',
+    { class: `msg${m.userId === me?.id ? ' msg--mine' : ''}`, 'data-seq': String(m.seq) },
+    h('div', { class: 'msg__meta' }, h('a', { href: `/users/${encodeURIComponent(m.userId)}`, class: 'msg__author' }, m.username), timeEl(m.sentAt, fmtTime)),
+    h('p', { class: 'msg__text' }, m.message),
+  );
+}
+
+function pendingEl(text, me) {
+  return h(
+    'li',
+    { class: 'msg msg--mine msg--pending' },
+    h('div', { class: 'msg__meta' }, h('span', { class: 'msg__author' }, me.username), h('span', { class: 'msg__status' }, 'sending…')),
+    h('p', { class: 'msg__text' }, text),
+  );
+}

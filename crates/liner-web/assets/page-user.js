@@ -1,0 +1,67 @@
+// A profile: username, member since, review count and average, and their reviews
+// (newest first, "more" paging), each with the album's title from the catalogue.
+
+import { REVIEWS, albumsById, api, query } from './api.js';
+import { cover, failure, fmtDate, fmtScore, h, loading, mount, setTitle } from './dom.js';
+import { reviewItem } from './page-album.js';
+
+export function render(main, userId) {
+  setTitle('Profile');
+  const head = h('section', { class: 'panel profile' }, loading());
+  const list = h('ol', { class: 'reviews reviews--with-album', id: 'user-reviews' });
+  const more = h('button', { type: 'button', class: 'btn btn--ghost', hidden: true }, 'More reviews');
+  const status = h('div', { role: 'status' });
+  mount(main, head, h('section', { class: 'panel', 'aria-labelledby': 'user-reviews-heading' }, h('h2', { id: 'user-reviews-heading' }, 'Reviews'), status, list, more));
+
+  (async function loadProfile() {
+    try {
+      const p = await api(`${REVIEWS}/users/profile/${encodeURIComponent(userId)}`);
+      setTitle(p.username);
+      mount(
+        head,
+        h('div', { class: 'avatar', 'aria-hidden': 'true' }, [...p.username][0].toUpperCase()),
+        h(
+          'div',
+          {},
+          h('h1', { id: 'profile-name' }, p.username),
+          h('p', { class: 'muted' }, `Member since ${fmtDate(p.createdAt)}`),
+          h(
+            'dl',
+            { class: 'profile__stats' },
+            h('div', {}, h('dt', {}, 'Reviews'), h('dd', { id: 'profile-count' }, p.reviewCount.toLocaleString())),
+            h('div', {}, h('dt', {}, 'Average rating'), h('dd', { id: 'profile-average' }, fmtScore(p.averageRating))),
+          ),
+        ),
+      );
+    } catch (err) {
+      mount(head, err.status === 404 ? h('h1', {}, 'No such user') : failure(err, loadProfile));
+    }
+  })();
+
+  let cursor = null;
+  async function page() {
+    if (!cursor) mount(status, loading());
+    try {
+      const res = await api(`${REVIEWS}/reviews/user/${encodeURIComponent(userId)}${query({ limit: 20, cursor })}`);
+      const albums = await albumsById(res.items.map((r) => r.albumId));
+      mount(status, res.total ? null : h('p', { class: 'empty' }, 'No reviews yet.'));
+      list.append(...res.items.map((r, i) => reviewItem(r, { showAlbum: albumLink(r.albumId, albums[i]) })));
+      cursor = res.nextCursor;
+      more.hidden = !cursor;
+    } catch (err) {
+      mount(status, failure(err, page));
+    }
+  }
+  more.addEventListener('click', page);
+  page();
+}
+
+function albumLink(albumId, album) {
+  return h(
+    'span',
+    { class: 'review__album' },
+    cover(album ?? { id: albumId, title: albumId }, 'xs'),
+    h('a', { href: `/albums/${encodeURIComponent(albumId)}` }, album ? album.title : albumId),
+    album ? h('span', { class: 'muted' }, ` ${album.artist}`) : null,
+  );
+}

@@ -1,0 +1,53 @@
+# Pieces of scripts/browser-test: Debian's Chromium, a Python venv with Playwright and
+# pytest (pinned, under target/), and a `liner up` on a port the kernel picks, whose
+# address is read from its banner. Sourced after scripts/lib/backing-services.sh (for
+# log, apt_install and the LINER_CLEANUP list run at exit).
+
+BROWSER_VENV=target/browser-venv
+# Playwright drives the system Chromium over CDP; its own browser download is never used.
+BROWSER_PY_PACKAGES=(playwright==1.65.2 pytest==9.2.0)
+CHROMIUM=/usr/bin/chromium
+
+ensure_chromium() {
+  [[ -x $CHROMIUM ]] || apt_install chromium
+  [[ -x $CHROMIUM ]] || { log "no $CHROMIUM after installing chromium"; return 1; }
+}
+
+ensure_browser_venv() {
+  local stamp="$BROWSER_VENV/.installed" want="${BROWSER_PY_PACKAGES[*]}"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
+  log "creating $BROWSER_VENV (${BROWSER_PY_PACKAGES[*]})"
+  python3 -m venv "$BROWSER_VENV" || { apt_install python3-venv && python3 -m venv "$BROWSER_VENV"; }
+  # Playwright's browsers are not downloaded: the tests launch $CHROMIUM.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$BROWSER_VENV/bin/pip" install -q --disable-pip-version-check "${BROWSER_PY_PACKAGES[@]}"
+  echo "$want" >"$stamp"
+}
+
+http_ok() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" >/dev/null 2>&1
+}
+
+# Starts `liner up` on 127.0.0.1:0 with a fresh data dir; sets LINER_BROWSER_URL to the
+# address its banner names and waits until the gateway answers /readyz.
+start_liner_for_browser() {
+  local bin=$1 dir pid url=""
+  dir=$(mktemp -d /tmp/liner-browser.XXXXXX)
+  "$bin" up --listen 127.0.0.1:0 --data-dir "$dir/data" >"$dir/stdout" 2>"$dir/stderr" &
+  pid=$!
+  LINER_CLEANUP+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf $dir")
+  for _ in $(seq 600); do
+    url=$(sed -n 's#^Liner is up: \(http://[^/ ]*\)/.*#\1#p' "$dir/stdout" | head -n 1)
+    [[ -n $url ]] && break
+    kill -0 "$pid" 2>/dev/null || { log "liner up exited:"; tail -n 20 "$dir/stderr" >&2; return 1; }
+    sleep 0.1
+  done
+  [[ -n $url ]] || { log "liner up printed no banner within 60 s"; tail -n 20 "$dir/stderr" >&2; return 1; }
+  for _ in $(seq 300); do
+    http_ok "$url/readyz" && break
+    sleep 0.1
+  done
+  http_ok "$url/readyz" || { log "$url/readyz never answered 200"; return 1; }
+  export LINER_BROWSER_URL=$url
+  export LINER_BROWSER_SERVER_LOG=$dir/stderr
+  log "liner up is serving $url (logs: $dir)"
+}
