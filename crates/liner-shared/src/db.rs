@@ -43,10 +43,13 @@ impl Db {
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    // WAL lets readers run beside the writer; synchronous=FULL makes every
-                    // acknowledged commit survive a crash of the process or the machine;
-                    // busy_timeout queues writers instead of failing them.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                    // busy_timeout first: it queues writers instead of failing them, and
+                    // the journal_mode switch below needs it too when a connection is
+                    // opened while another one holds the write lock (without it, that
+                    // open fails at once with "database is locked"). WAL lets readers run
+                    // beside the writer; synchronous=FULL makes every acknowledged commit
+                    // survive a crash of the process or the machine.
+                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
                         .await?;
                     Ok(())
                 })

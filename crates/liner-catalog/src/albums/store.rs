@@ -221,7 +221,8 @@ pub async fn insert(db: &Db, album: &NewAlbum, created_by: &str, now: i64) -> Re
     match inserted {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            drop(tx);
+            // Give the write lock back before looking the other album up.
+            tx.rollback().await?;
             return Err(CatalogError::Duplicate { existing_id: existing_id(db, &id, &key).await? });
         }
         Err(e) => return Err(e.into()),
