@@ -34,12 +34,7 @@ impl CatalogError {
 
 impl From<sqlx::Error> for CatalogError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(e.to_string())
-            }
-            other => Self::Internal(other.into()),
-        }
+        if liner_shared::db::is_unavailable(&e) { Self::Unavailable(e.to_string()) } else { Self::Internal(e.into()) }
     }
 }
 
@@ -53,10 +48,7 @@ impl From<CatalogError> for ApiError {
                 ApiError::conflict("album_exists", format!("this album is in the catalogue already ({existing_id})"))
                     .with_extra("existingId", existing_id)
             }
-            CatalogError::Unavailable(cause) => {
-                tracing::warn!(%cause, "database unavailable");
-                ApiError::unavailable("database unavailable")
-            }
+            CatalogError::Unavailable(cause) => ApiError::database_unavailable(cause),
             CatalogError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }

@@ -23,14 +23,14 @@ pub mod state;
 pub mod text;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use liner_discovery::client::{Registrar, registrar_for, serve_registered};
 use liner_shared::auth::Verifier;
-use liner_shared::config::DatabaseUrl;
+use liner_shared::config::{DatabaseUrl, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
 use tokio_util::sync::CancellationToken;
@@ -50,12 +50,9 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8083")]
     pub listen: SocketAddr,
-    /// `sqlite://FILE` or `postgres://…`; default: `catalog.db` in the data dir.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<DatabaseUrl>,
-    /// Directory for the default SQLite file.
-    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    /// Storage and registration (`--database-url`, default `catalog.db` in the data dir).
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// The review service's public keys (JWKS) for verifying tokens.
     #[arg(
         long,
@@ -66,15 +63,6 @@ pub struct Settings {
     /// Load the shipped sample (a few hundred albums) on start when the catalogue is empty.
     #[arg(long, env = "LINER_CATALOG_LOAD_SAMPLE", default_value_t = false, action = clap::ArgAction::Set)]
     pub load_sample: bool,
-    /// Registry to register with, `http://HOST:PORT` (unset: not registered).
-    #[arg(long, env = "LINER_DISCOVERY")]
-    pub discovery: Option<String>,
-    /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
-    #[arg(long, env = "LINER_ADVERTISE_HOST")]
-    pub advertise_host: Option<String>,
-    /// Database connections in the pool.
-    #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub db_max_connections: u32,
 }
 
 impl Settings {
@@ -82,25 +70,16 @@ impl Settings {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             listen,
-            database_url: None,
-            data_dir,
+            service: ServiceArgs::new(data_dir),
             jwks_url: "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json".into(),
             load_sample: false,
-            discovery: None,
-            advertise_host: None,
-            db_max_connections: 16,
         }
     }
 }
 
-/// The database of the service and of `liner catalog import`: the URL given, else
-/// `catalog.db` in the data dir (created).
-pub fn database_url(url: Option<&DatabaseUrl>, data_dir: &Path) -> anyhow::Result<DatabaseUrl> {
-    match url {
-        Some(url) => Ok(url.clone()),
-        None => Ok(DatabaseUrl::sqlite_file(&liner_shared::config::ensure_dir(data_dir)?.join("catalog.db"))),
-    }
-}
+/// The file name of the catalogue's default SQLite database, for the service and for
+/// `liner catalog import`.
+pub const SQLITE_FILE: &str = "catalog.db";
 
 /// Connects and migrates the catalogue database.
 pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Db> {
@@ -128,15 +107,13 @@ impl Running {
 
 /// Connects storage (loading the sample when asked and empty), binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    let db = connect(&database_url(settings.database_url.as_ref(), &settings.data_dir)?, settings.db_max_connections)
-        .await?;
+    let db = connect(&settings.service.database_url_or(SQLITE_FILE)?, settings.service.db_max_connections).await?;
     if settings.load_sample {
         import::load_sample_if_empty(&db).await?;
     }
     let state = AppState { db, verifier: Arc::new(Verifier::remote(settings.jwks_url.clone())) };
     let bound = Bound::bind(settings.listen, "catalog").await?;
-    let registrar =
-        registrar_for(settings.discovery.as_deref(), "catalog", bound.addr(), settings.advertise_host.as_deref())?;
+    let registrar = registrar_for(&settings.service, "catalog", bound.addr())?;
     Ok(Running { bound, router: router(state), registrar })
 }
 

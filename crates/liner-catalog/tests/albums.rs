@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-on_both_backends!(create_read_duplicates_and_validation);
+liner_shared::on_both_backends!(create_read_duplicates_and_validation);
 
 async fn create_read_duplicates_and_validation(backend: Backend) {
     let c = start(backend).await;

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 
-on_both_backends!(
+liner_shared::on_both_backends!(
     import_is_idempotent_and_updates,
     import_skips_and_reports_bad_lines,
     the_sample_loads_into_an_empty_catalogue_once

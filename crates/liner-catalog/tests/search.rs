@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use common::*;
 
-on_both_backends!(search_folds_ranks_filters_and_pages);
+liner_shared::on_both_backends!(search_folds_ranks_filters_and_pages);
 
 const FILLERS: u64 = 45;
 

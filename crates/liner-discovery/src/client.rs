@@ -104,14 +104,12 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
 /// What a service needs to register itself: `None` when it was given no registry.
 /// The advertised address is the bound one, with `advertise_host` in place of its IP.
 pub fn registrar_for(
-    discovery_url: Option<&str>,
+    args: &liner_shared::config::ServiceArgs,
     service: &str,
     bound: std::net::SocketAddr,
-    advertise_host: Option<&str>,
 ) -> anyhow::Result<Option<Registrar>> {
-    discovery_url
-        .map(|url| Registrar::new(url, Registration::new(service, advertise_address(bound, advertise_host))))
-        .transpose()
+    let address = advertise_address(bound, args.advertise_host.as_deref());
+    args.discovery.as_deref().map(|url| Registrar::new(url, Registration::new(service, address))).transpose()
 }
 
 /// Runs `serve` while registered (when there is a registrar) and, once `token` is

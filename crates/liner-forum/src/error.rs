@@ -48,12 +48,7 @@ impl ForumError {
 
 impl From<sqlx::Error> for ForumError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(e.to_string())
-            }
-            other => Self::Internal(other.into()),
-        }
+        if liner_shared::db::is_unavailable(&e) { Self::Unavailable(e.to_string()) } else { Self::Internal(e.into()) }
     }
 }
 
@@ -71,10 +66,7 @@ impl From<ForumError> for ApiError {
             )
             .with_extra("existingId", existing_id),
             ForumError::RoomClosed => ApiError::new(StatusCode::GONE, "room_closed", "the room is closed"),
-            ForumError::Unavailable(cause) => {
-                tracing::warn!(%cause, "database unavailable");
-                ApiError::unavailable("database unavailable")
-            }
+            ForumError::Unavailable(cause) => ApiError::database_unavailable(cause),
             ForumError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }

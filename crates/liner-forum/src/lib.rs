@@ -34,7 +34,7 @@ use std::time::Duration;
 use axum::Router;
 use liner_discovery::client::{Registrar, registrar_for, serve_registered};
 use liner_shared::auth::Verifier;
-use liner_shared::config::DatabaseUrl;
+use liner_shared::config::{DatabaseUrl, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -63,16 +63,13 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8082")]
     pub listen: SocketAddr,
-    /// `sqlite://FILE` or `postgres://…`; default: `forum.db` in the data dir.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<DatabaseUrl>,
+    /// Storage and registration (`--database-url`, default `forum.db` in the data dir).
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Redis for fan-out and online counts across replicas; without it, fan-out is
     /// in-process (one replica only).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Directory for the default SQLite file.
-    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
     /// The review service's public keys (JWKS) for verifying tokens.
     #[arg(
         long,
@@ -95,15 +92,6 @@ pub struct Settings {
     /// User ids allowed to close any room (comma list).
     #[arg(long, env = "LINER_ADMIN_USERS", value_delimiter = ',')]
     pub admin_users: Vec<String>,
-    /// Registry to register with, `http://HOST:PORT` (unset: not registered).
-    #[arg(long, env = "LINER_DISCOVERY")]
-    pub discovery: Option<String>,
-    /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
-    #[arg(long, env = "LINER_ADVERTISE_HOST")]
-    pub advertise_host: Option<String>,
-    /// Database connections in the pool.
-    #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub db_max_connections: u32,
     /// Frames queued for one connection; a client that falls further behind is disconnected (4008).
     #[arg(long, env = "LINER_FORUM_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(4..=65_536))]
     pub send_queue: u32,
@@ -126,16 +114,12 @@ impl Settings {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             listen,
-            database_url: None,
+            service: ServiceArgs::new(data_dir),
             redis_url: None,
-            data_dir,
             jwks_url: "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json".into(),
             review_url: "http://127.0.0.1:8081".into(),
             allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
             admin_users: Vec::new(),
-            discovery: None,
-            advertise_host: None,
-            db_max_connections: 16,
             send_queue: 256,
             rate_per_sec: 5,
             rate_burst: 20,
@@ -144,8 +128,9 @@ impl Settings {
         }
     }
 
-    pub fn effective_database_url(&self) -> DatabaseUrl {
-        self.database_url.clone().unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("forum.db")))
+    /// The database: the URL given, else `forum.db` in the data dir.
+    pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
+        self.service.database_url_or("forum.db")
     }
 
     fn chat_config(&self) -> ChatConfig {
@@ -211,10 +196,9 @@ impl Running {
 
 /// Connects storage (and Redis when configured), binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    liner_shared::config::ensure_dir(&settings.data_dir)?;
     let db = Db::connect(
-        &settings.effective_database_url(),
-        settings.db_max_connections,
+        &settings.database_url()?,
+        settings.service.db_max_connections,
         Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS },
     )
     .await?;
@@ -241,8 +225,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     tracing::info!(%replica, fanout = if settings.redis_url.is_some() { "redis" } else { "in-process" }, "forum ready");
     let sessions = state.sessions.clone();
     let bound = Bound::bind(settings.listen, "forum").await?;
-    let registrar =
-        registrar_for(settings.discovery.as_deref(), "forum", bound.addr(), settings.advertise_host.as_deref())?;
+    let registrar = registrar_for(&settings.service, "forum", bound.addr())?;
     Ok(Running { bound, router: router(state), registrar, shutdown, tasks, sessions, _stop_on_drop: stop_on_drop })
 }
 

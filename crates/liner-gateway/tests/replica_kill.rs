@@ -44,8 +44,8 @@ fn review_replica_child() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), data_dir.into());
-        settings.database_url = Some(db.parse().unwrap());
-        settings.db_max_connections = 4;
+        settings.service.database_url = Some(db.parse().unwrap());
+        settings.service.db_max_connections = 4;
         let review = liner_review::build(settings).await.unwrap();
         let addr = review.addr();
         println!("CHILD_ADDR={addr}");

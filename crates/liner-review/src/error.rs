@@ -46,12 +46,7 @@ impl ReviewError {
 
 impl From<sqlx::Error> for ReviewError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(e.to_string())
-            }
-            other => Self::Internal(other.into()),
-        }
+        if liner_shared::db::is_unavailable(&e) { Self::Unavailable(e.to_string()) } else { Self::Internal(e.into()) }
     }
 }
 
@@ -74,10 +69,7 @@ impl From<ReviewError> for ApiError {
                     .with_extra("existingId", existing_id)
             }
             ReviewError::BadQuery(msg) => ApiError::bad_request("bad_query", msg),
-            ReviewError::Unavailable(cause) => {
-                tracing::warn!(%cause, "database unavailable");
-                ApiError::unavailable("database unavailable")
-            }
+            ReviewError::Unavailable(cause) => ApiError::database_unavailable(cause),
             ReviewError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use liner_discovery::client::{Registrar, registrar_for, serve_registered};
-use liner_shared::config::DatabaseUrl;
+use liner_shared::config::{DatabaseUrl, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
 use tokio_util::sync::CancellationToken;
@@ -47,15 +47,12 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
-    /// `sqlite://FILE` or `postgres://…`; default: a SQLite file in the data dir.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<DatabaseUrl>,
+    /// Storage and registration (`--database-url`, default `review.db` in the data dir).
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Redis for state shared by replicas (login-failure counters); optional.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Directory for the default SQLite file and the generated signing key.
-    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
     /// Ed25519 PKCS#8 PEM signing key; generated there if missing
     /// [default: <data-dir>/review-jwt-ed25519.pem]. `LINER_JWT_PRIVATE_KEY` (PEM text) wins.
     #[arg(long, env = "LINER_JWT_KEY_FILE")]
@@ -63,15 +60,6 @@ pub struct Settings {
     /// Token lifetime in seconds.
     #[arg(long, env = "LINER_TOKEN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub token_ttl_secs: u64,
-    /// Registry to register with, `http://HOST:PORT` (unset: not registered).
-    #[arg(long, env = "LINER_DISCOVERY")]
-    pub discovery: Option<String>,
-    /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
-    #[arg(long, env = "LINER_ADVERTISE_HOST")]
-    pub advertise_host: Option<String>,
-    /// Database connections in the pool.
-    #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub db_max_connections: u32,
 }
 
 impl Settings {
@@ -79,19 +67,16 @@ impl Settings {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             listen,
-            database_url: None,
+            service: ServiceArgs::new(data_dir),
             redis_url: None,
-            data_dir,
             jwt_key_file: None,
             token_ttl_secs: 86_400,
-            discovery: None,
-            advertise_host: None,
-            db_max_connections: 16,
         }
     }
 
-    pub fn effective_database_url(&self) -> DatabaseUrl {
-        self.database_url.clone().unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("review.db")))
+    /// The database: the URL given, else `review.db` in the data dir.
+    pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
+        self.service.database_url_or("review.db")
     }
 }
 
@@ -116,15 +101,14 @@ impl Running {
 
 /// Connects storage, loads keys, binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    liner_shared::config::ensure_dir(&settings.data_dir)?;
-    let db_url = settings.effective_database_url();
     let db = Db::connect(
-        &db_url,
-        settings.db_max_connections,
+        &settings.database_url()?,
+        settings.service.db_max_connections,
         Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS },
     )
     .await?;
-    let key_file = settings.jwt_key_file.clone().unwrap_or_else(|| settings.data_dir.join("review-jwt-ed25519.pem"));
+    let data_dir = liner_shared::config::ensure_dir(&settings.service.data_dir)?;
+    let key_file = settings.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("review-jwt-ed25519.pem"));
     let signer = Arc::new(Signer::load_or_generate(&key_file, settings.token_ttl_secs)?);
     let redis = match &settings.redis_url {
         Some(url) => Some(connect_redis(url).await?),
@@ -139,8 +123,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
     };
     let bound = Bound::bind(settings.listen, "review").await?;
-    let registrar =
-        registrar_for(settings.discovery.as_deref(), "review", bound.addr(), settings.advertise_host.as_deref())?;
+    let registrar = registrar_for(&settings.service, "review", bound.addr())?;
     Ok(Running { bound, router: router(state), registrar })
 }
 

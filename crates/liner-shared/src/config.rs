@@ -66,3 +66,54 @@ pub fn ensure_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", dir.display()))?;
     Ok(dir.to_path_buf())
 }
+
+/// The flags every stateful service (review, catalog, forum) takes alike: where its
+/// data lives and how the registry finds it. Each service flattens this into its own
+/// `Settings`, so the names, env vars and defaults are written once.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// `sqlite://FILE` or `postgres://…`; default: the service's SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Directory for the default SQLite file (and the review service's generated key).
+    #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database connections in the pool.
+    #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = Self::DEFAULT_DB_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+    /// Registry to register with, `http://HOST:PORT` (unset: not registered).
+    #[arg(long, env = "LINER_DISCOVERY")]
+    pub discovery: Option<String>,
+    /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
+    #[arg(long, env = "LINER_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+}
+
+impl ServiceArgs {
+    pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
+
+    /// The defaults, with data in `data_dir` (for `liner up` and tests).
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            database_url: None,
+            data_dir,
+            db_max_connections: Self::DEFAULT_DB_MAX_CONNECTIONS,
+            discovery: None,
+            advertise_host: None,
+        }
+    }
+
+    /// The database URL given, else `sqlite_file` in the data dir (created).
+    pub fn database_url_or(&self, sqlite_file: &str) -> anyhow::Result<DatabaseUrl> {
+        database_url_or(self.database_url.as_ref(), &self.data_dir, sqlite_file)
+    }
+}
+
+/// `url` when given, else `sqlite_file` in `data_dir` (created): the one rule for where
+/// a service's (or a tool's, like `liner catalog import`) database is.
+pub fn database_url_or(url: Option<&DatabaseUrl>, data_dir: &Path, sqlite_file: &str) -> anyhow::Result<DatabaseUrl> {
+    match url {
+        Some(url) => Ok(url.clone()),
+        None => Ok(DatabaseUrl::sqlite_file(&ensure_dir(data_dir)?.join(sqlite_file))),
+    }
+}

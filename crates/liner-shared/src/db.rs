@@ -73,6 +73,12 @@ impl Db {
     }
 }
 
+/// True when the database did not answer (pool exhausted or closed, connection lost):
+/// a 503 the client may retry, not a 500.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+}
+
 /// True when the error is a unique-constraint violation (a duplicate), on either backend.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

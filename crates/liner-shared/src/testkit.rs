@@ -35,3 +35,38 @@ pub async fn fresh_pg_database() -> String {
         _ => format!("{admin}/{name}"),
     }
 }
+
+pub use crate::config::Backend;
+
+/// A fresh database for a service on `backend`: a new PostgreSQL database, or `None`
+/// for the service's default SQLite file in its own (temporary) data dir.
+pub async fn fresh_database(backend: Backend) -> Option<crate::config::DatabaseUrl> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(fresh_pg_database().await.parse().expect("test PostgreSQL URL")),
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn name(Backend)`:
+/// `mod sqlite { … }` and `mod postgres { … }`, so a filter like `postgres::` picks one.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testkit::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testkit::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

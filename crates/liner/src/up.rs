@@ -77,8 +77,8 @@ impl System {
         let discovery_url = discovery.url();
 
         let mut review_settings = liner_review::Settings::new(loopback, settings.data_dir.clone());
-        review_settings.database_url = settings.review_database_url.clone();
-        review_settings.discovery = Some(discovery_url.clone());
+        review_settings.service.database_url = settings.review_database_url.clone();
+        review_settings.service.discovery = Some(discovery_url.clone());
         let review = liner_review::build(review_settings).await?;
         let review_addr = review.addr();
 
@@ -90,8 +90,8 @@ impl System {
         let view = gateway.view();
 
         let mut forum_settings = liner_forum::Settings::new(loopback, settings.data_dir.clone());
-        forum_settings.database_url = settings.forum_database_url.clone();
-        forum_settings.discovery = Some(discovery_url.clone());
+        forum_settings.service.database_url = settings.forum_database_url.clone();
+        forum_settings.service.discovery = Some(discovery_url.clone());
         forum_settings.jwks_url = review_jwks_url(review_addr);
         forum_settings.review_url = format!("http://{review_addr}");
         forum_settings.allowed_origins = browser_origins(gateway_addr);
@@ -100,8 +100,8 @@ impl System {
 
         // The catalogue starts with the shipped sample, so a new installation is not empty.
         let mut catalog_settings = liner_catalog::Settings::new(loopback, settings.data_dir.clone());
-        catalog_settings.database_url = settings.catalog_database_url.clone();
-        catalog_settings.discovery = Some(discovery_url.clone());
+        catalog_settings.service.database_url = settings.catalog_database_url.clone();
+        catalog_settings.service.discovery = Some(discovery_url.clone());
         catalog_settings.jwks_url = review_jwks_url(review_addr);
         catalog_settings.load_sample = true;
         let catalog = liner_catalog::build(catalog_settings).await?;

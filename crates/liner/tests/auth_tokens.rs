@@ -9,7 +9,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-on_both_backends!(forged_and_expired_tokens_are_refused);
+liner_shared::on_both_backends!(forged_and_expired_tokens_are_refused);
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64

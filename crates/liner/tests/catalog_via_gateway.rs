@@ -7,7 +7,7 @@ use common::{Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-on_both_backends!(catalogue_through_the_gateway);
+liner_shared::on_both_backends!(catalogue_through_the_gateway);
 
 async fn get(app: &TestApp, path: &str) -> Value {
     let res = app.http.get(format!("http://{}/api/catalog{path}", app.gateway)).send().await.expect("sent");

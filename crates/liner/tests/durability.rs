@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-on_both_backends!(acknowledged_review_survives_sigkill);
+liner_shared::on_both_backends!(acknowledged_review_survives_sigkill);
 
 /// Starts `liner up` on a free port; returns the child and the gateway base URL.
 fn start(data_dir: &std::path::Path, db: &Option<String>) -> (Child, String) {

@@ -7,7 +7,7 @@ use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-on_both_backends!(
+liner_shared::on_both_backends!(
     register_login_and_profile,
     registration_rules,
     malformed_requests_get_the_error_shape,

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 async fn replica(db: &str, data_dir: &std::path::Path, token: &CancellationToken) -> String {
     let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), data_dir.to_path_buf());
-    settings.database_url = Some(db.parse().expect("db url"));
+    settings.service.database_url = Some(db.parse().expect("db url"));
     settings.redis_url = Some(liner_shared::testkit::redis_url());
     let running = liner_review::build(settings).await.expect("replica starts");
     let base = format!("http://{}/api/users-reviews", running.addr());

@@ -11,7 +11,7 @@ use common::{Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-on_both_backends!(
+liner_shared::on_both_backends!(
     album_scores_shrink_toward_the_prior,
     site_mean_becomes_the_prior,
     user_listing_pages_sorts_and_404,

@@ -85,7 +85,9 @@ pub async fn import_file(settings: &ImportSettings) -> anyhow::Result<ImportRepo
     let file = std::fs::File::open(&settings.file)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", settings.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let db = crate::connect(&crate::database_url(settings.database_url.as_ref(), &settings.data_dir)?, 4).await?;
+    let url =
+        liner_shared::config::database_url_or(settings.database_url.as_ref(), &settings.data_dir, crate::SQLITE_FILE)?;
+    let db = crate::connect(&url, 4).await?;
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(size);
         if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed_precise} eta {eta}") {

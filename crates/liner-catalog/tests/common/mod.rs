@@ -9,34 +9,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Generates one `#[tokio::test]` per backend for each named `async fn name(Backend)`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
+pub use liner_shared::testkit::{Backend, fresh_database};
 
 pub struct Catalog {
     pub base: String,
@@ -70,10 +43,8 @@ pub async fn start(backend: Backend) -> Catalog {
 
     let mut settings = liner_catalog::Settings::new("127.0.0.1:0".parse().unwrap(), dir.path().join("catalog"));
     settings.jwks_url = format!("{review_base}/api/users-reviews/.well-known/jwks.json");
-    if backend == Backend::Postgres {
-        settings.database_url = Some(liner_shared::testkit::fresh_pg_database().await.parse().expect("pg url"));
-    }
-    let url = liner_catalog::database_url(settings.database_url.as_ref(), &settings.data_dir).expect("db url");
+    settings.service.database_url = fresh_database(backend).await;
+    let url = settings.service.database_url_or(liner_catalog::SQLITE_FILE).expect("db url");
     let running = liner_catalog::build(settings).await.expect("catalogue builds");
     let base = format!("http://{}/api/catalog", running.addr());
     tokio::spawn(running.run_until(stop.clone()));

@@ -8,34 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Generates one `#[tokio::test]` per backend for each named `async fn name(Backend)`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
+pub use liner_shared::testkit::{Backend, fresh_database};
 
 /// A running `liner up` with its own data dir (and its own PostgreSQL database).
 pub struct TestApp {
@@ -49,21 +22,15 @@ pub struct TestApp {
     system: Option<System>,
 }
 
-/// A fresh database for a service under `backend` (None: the SQLite file default).
-pub async fn fresh_database(backend: Backend) -> Option<liner_shared::config::DatabaseUrl> {
-    match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(liner_shared::testkit::fresh_pg_database().await.parse().expect("pg url")),
-    }
-}
-
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut settings = UpSettings::new(([127, 0, 0, 1], 0).into(), data_dir.path().to_path_buf());
         settings.review_database_url = fresh_database(backend).await;
         let review_database_url = settings.review_database_url.clone().unwrap_or_else(|| {
-            liner_review::Settings::new(settings.listen, settings.data_dir.clone()).effective_database_url()
+            liner_review::Settings::new(settings.listen, settings.data_dir.clone())
+                .database_url()
+                .expect("review database url")
         });
         settings.forum_database_url = fresh_database(backend).await;
         settings.catalog_database_url = fresh_database(backend).await;
