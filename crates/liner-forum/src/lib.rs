@@ -152,6 +152,32 @@ impl Settings {
     }
 }
 
+/// What the forum holds for connected members right now: everything here must go back
+/// to zero when they all leave (the footprint's leak test watches it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    /// WebSocket session tasks still running.
+    pub sessions: usize,
+    /// Rooms with a channel in this process.
+    pub rooms: usize,
+    /// Memberships of those rooms.
+    pub members: usize,
+}
+
+/// Reads [`Live`] from a running forum (a cheap handle; `Running` is consumed by serving).
+#[derive(Clone)]
+pub struct LiveProbe {
+    hub: Arc<Hub>,
+    sessions: TaskTracker,
+}
+
+impl LiveProbe {
+    pub fn now(&self) -> Live {
+        let (rooms, members) = self.hub.live();
+        Live { sessions: self.sessions.len(), rooms, members }
+    }
+}
+
 /// A bound, migrated service that has not started serving.
 pub struct Running {
     bound: Bound,
@@ -160,6 +186,7 @@ pub struct Running {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     sessions: TaskTracker,
+    probe: LiveProbe,
     /// Stops the background tasks if this value is dropped without running.
     _stop_on_drop: DropGuard,
 }
@@ -169,10 +196,14 @@ impl Running {
         self.bound.addr()
     }
 
+    pub fn live_probe(&self) -> LiveProbe {
+        self.probe.clone()
+    }
+
     /// Serves until `token` is cancelled; then every chat session closes with 1001
     /// (clients reconnect with `since`) and the background tasks stop.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        let Running { bound, router, registrar, shutdown, tasks, sessions, _stop_on_drop } = self;
+        let Running { bound, router, registrar, shutdown, tasks, sessions, probe: _, _stop_on_drop } = self;
         let link = {
             let (token, shutdown) = (token.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -224,9 +255,19 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     };
     tracing::info!(%replica, fanout = if settings.redis_url.is_some() { "redis" } else { "in-process" }, "forum ready");
     let sessions = state.sessions.clone();
+    let probe = LiveProbe { hub: state.fanout.hub.clone(), sessions: sessions.clone() };
     let bound = Bound::bind(settings.listen, "forum").await?;
     let registrar = registrar_for(&settings.service, "forum", bound.addr())?;
-    Ok(Running { bound, router: router(state), registrar, shutdown, tasks, sessions, _stop_on_drop: stop_on_drop })
+    Ok(Running {
+        bound,
+        router: router(state),
+        registrar,
+        shutdown,
+        tasks,
+        sessions,
+        probe,
+        _stop_on_drop: stop_on_drop,
+    })
 }
 
 /// The whole HTTP surface: API under [`BASE_PATH`], plus `/healthz`, `/readyz`, `/metrics`.

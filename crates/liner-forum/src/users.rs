@@ -5,15 +5,18 @@
 //! (and stored with each message), so the review service sees at most one request per
 //! user per [`CACHE_TTL`]. When it is down or slow, chat must keep working: the token's
 //! `name` claim (the username at login) is used instead, and further lookups are
-//! skipped for [`BACKOFF`] so connects do not each wait for a timeout.
+//! skipped for [`BACKOFF`] so connects do not each wait for a timeout. The cache is
+//! bounded ([`CACHE_CAPACITY`] users) and entries expire, so memory does not grow with
+//! every user who ever connected.
 
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use liner_shared::auth::Claims;
+use moka::sync::Cache;
 use serde::Deserialize;
 
 const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_CAPACITY: u64 = 100_000;
 const BACKOFF: Duration = Duration::from_secs(10);
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -21,7 +24,8 @@ pub struct Usernames {
     client: reqwest::Client,
     /// e.g. `http://127.0.0.1:8081/api/users-reviews`.
     api_base: String,
-    cache: DashMap<String, (String, Instant)>,
+    /// user id → username.
+    cache: Cache<String, String>,
     down_until: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -39,7 +43,7 @@ impl Usernames {
         Ok(Self {
             client,
             api_base: format!("{base}/api/users-reviews"),
-            cache: DashMap::new(),
+            cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build(),
             down_until: std::sync::Mutex::new(None),
         })
     }
@@ -47,10 +51,8 @@ impl Usernames {
     /// The user's current username, else the token's, else the user id.
     pub async fn resolve(&self, claims: &Claims) -> String {
         let fallback = if claims.name.is_empty() { claims.sub.clone() } else { claims.name.clone() };
-        if let Some(hit) = self.cache.get(&claims.sub)
-            && hit.1.elapsed() < CACHE_TTL
-        {
-            return hit.0.clone();
+        if let Some(hit) = self.cache.get(&claims.sub) {
+            return hit;
         }
         // Ids are ours (the token is signed), but keep the URL well-formed regardless.
         let id_ok =
@@ -61,7 +63,7 @@ impl Usernames {
         let url = format!("{}/users/profile/{}", self.api_base, claims.sub);
         match self.fetch(&url).await {
             Ok(Some(name)) => {
-                self.cache.insert(claims.sub.clone(), (name.clone(), Instant::now()));
+                self.cache.insert(claims.sub.clone(), name.clone());
                 name
             }
             Ok(None) => fallback,

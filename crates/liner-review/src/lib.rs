@@ -57,6 +57,10 @@ pub struct Settings {
     /// [default: <data-dir>/review-jwt-ed25519.pem]. `LINER_JWT_PRIVATE_KEY` (PEM text) wins.
     #[arg(long, env = "LINER_JWT_KEY_FILE")]
     pub jwt_key_file: Option<PathBuf>,
+    /// Threads that hash passwords (each holds 19 MiB while logins arrive, none when
+    /// idle) [default: one per core].
+    #[arg(long, env = "LINER_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub hash_threads: Option<u16>,
     /// Token lifetime in seconds.
     #[arg(long, env = "LINER_TOKEN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub token_ttl_secs: u64,
@@ -70,8 +74,16 @@ impl Settings {
             service: ServiceArgs::new(data_dir),
             redis_url: None,
             jwt_key_file: None,
+            hash_threads: None,
             token_ttl_secs: 86_400,
         }
+    }
+
+    /// Hashing threads: as configured, else one per core.
+    pub fn hash_threads(&self) -> usize {
+        self.hash_threads
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 
     /// The database: the URL given, else `review.db` in the data dir.
@@ -118,7 +130,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         db,
         verifier: signer.verifier()?,
         signer,
-        passwords: Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))?,
+        passwords: Passwords::new(settings.hash_threads())?,
         login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
     };

@@ -33,13 +33,26 @@ pub struct Migrations<'a> {
 
 static DRIVERS: Once = Once::new();
 
+/// How long a pooled connection may sit unused before it is closed.
+const SQLITE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+const POSTGRES_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Db {
     /// Connects, applies SQLite durability pragmas, and runs the matching migrations.
     pub async fn connect(url: &DatabaseUrl, max_connections: u32, migrations: Migrations<'_>) -> anyhow::Result<Self> {
         DRIVERS.call_once(install_default_drivers);
         let backend = url.backend();
-        let mut options =
-            AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(5));
+        // Connections opened for a burst close again once idle: a SQLite connection is a
+        // thread with its own page and statement caches, so a pool left at its burst size
+        // kept megabytes after the burst (docs/BENCHMARKS.md, "Footprint").
+        let idle_timeout = match backend {
+            Backend::Sqlite => SQLITE_IDLE_TIMEOUT,
+            Backend::Postgres => POSTGRES_IDLE_TIMEOUT,
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .idle_timeout(idle_timeout)
+            .acquire_timeout(Duration::from_secs(5));
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {

@@ -29,8 +29,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// How often histogram samples are folded into their buckets.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder (one per process, even when `liner up` runs
 /// every service in it; series carry a `service` label).
+///
+/// The recorder keeps every histogram sample until it is folded into the buckets, which
+/// happens on a scrape or an upkeep; without the upkeep thread started here, a process
+/// nobody scrapes would keep 8 bytes per request forever.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -38,11 +45,22 @@ pub fn metrics_handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
                 .unwrap_or_else(|_| PrometheusBuilder::new());
-            match builder.install_recorder() {
+            let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
                 // Another recorder is already installed: render from a detached one.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            };
+            let upkeep = handle.clone();
+            let started = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(METRICS_UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(e) = started {
+                tracing::warn!(error = %e, "no metrics upkeep thread; histograms are folded on scrapes only");
             }
+            handle
         })
         .clone()
 }

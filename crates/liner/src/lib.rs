@@ -3,4 +3,6 @@
 //! configuration and wires services together; no business logic lives here.
 
 pub mod cli;
+#[cfg(feature = "jemalloc")]
+pub mod heap;
 pub mod up;

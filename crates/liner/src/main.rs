@@ -4,9 +4,17 @@ use clap::Parser;
 use liner::cli::{CatalogAction, Cli, Command};
 use liner_shared::shutdown;
 
+/// jemalloc, configured at build time (`.cargo/config.toml`) to purge freed pages on a
+/// background thread: see the `jemalloc` feature in Cargo.toml.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     liner_shared::telemetry::init();
+    #[cfg(feature = "jemalloc")]
+    liner::heap::start_reporting();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(settings) => liner::up::run(settings).await,

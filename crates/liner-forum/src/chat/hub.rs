@@ -117,6 +117,12 @@ impl Hub {
         self.rooms.iter().map(|e| (e.key().clone(), e.value().members.load(Ordering::Acquire))).collect()
     }
 
+    /// Rooms with members here, and those members (connections).
+    pub fn live(&self) -> (usize, usize) {
+        let members = self.rooms.iter().map(|e| e.value().members.load(Ordering::Acquire)).sum();
+        (self.rooms.len(), members)
+    }
+
     /// Every room with members here, for reconciliation.
     pub fn snapshot(&self) -> Vec<(String, Arc<RoomSlot>)> {
         self.rooms.iter().map(|e| (e.key().clone(), e.value().clone())).collect()

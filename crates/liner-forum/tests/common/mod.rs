@@ -98,6 +98,8 @@ pub async fn register_many(review: &Review, prefix: &str, n: usize) -> Vec<User>
 pub struct Forum {
     pub addr: SocketAddr,
     pub http: String,
+    /// What the forum holds for connected members (sessions, rooms, memberships).
+    pub probe: liner_forum::LiveProbe,
     pub stop: CancellationToken,
     pub dir: TempDir,
 }
@@ -134,9 +136,10 @@ pub async fn start_forum(review: &Review, backing: &Backing, tweak: impl FnOnce(
     tweak(&mut settings);
     let running = liner_forum::build(settings).await.expect("forum builds");
     let addr = running.addr();
+    let probe = running.live_probe();
     let stop = CancellationToken::new();
     tokio::spawn(running.run_until(stop.clone()));
-    Forum { addr, http: format!("http://{addr}"), stop, dir }
+    Forum { addr, http: format!("http://{addr}"), probe, stop, dir }
 }
 
 /// One forum replica (embedded) or two sharing PostgreSQL and Redis (replicated).
