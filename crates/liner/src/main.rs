@@ -13,6 +13,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     liner_shared::telemetry::init();
+    #[cfg(feature = "heap-profiling")]
+    liner::heap::dump_on_signal();
     #[cfg(feature = "jemalloc")]
     liner::heap::start_reporting();
     let cli = Cli::parse();
