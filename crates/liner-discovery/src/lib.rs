@@ -91,7 +91,7 @@ impl Running {
             .add_service(reflection_v1alpha)
             .into_axum_router();
         let ready: liner_shared::http::ReadyCheck = Arc::new(|| Box::pin(async { true }));
-        let router = grpc.merge(liner_shared::http::ops_router(ready));
+        let router = grpc.merge(liner_shared::http::ops_router(ready)).merge(liner_shared::http::metrics_router());
         let served = self.bound.serve(router, token.clone()).await;
         health.set_not_serving::<DiscoveryServer<DiscoveryService>>().await;
         token.cancel();

@@ -289,6 +289,9 @@ pub fn router(state: AppState) -> Router {
         .merge(chat::router())
         .route("/openapi.json", axum::routing::get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
         .with_state(state);
-    let app = Router::new().nest(BASE_PATH, api).merge(liner_shared::http::ops_router(ready));
+    let app = Router::new()
+        .nest(BASE_PATH, api)
+        .merge(liner_shared::http::ops_router(ready))
+        .merge(liner_shared::http::metrics_router());
     liner_shared::http::with_common_layers(app, "forum", Duration::from_secs(30))
 }

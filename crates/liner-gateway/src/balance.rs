@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use metrics::{Counter, Histogram};
 
-use crate::breaker::{Admission, Breaker, BreakerConfig, Outcome, State};
+use crate::attempt::Outcome;
+use crate::breaker::{Admission, Breaker, BreakerConfig, State};
 
 /// One upstream instance.
 #[derive(Debug)]
@@ -33,28 +34,8 @@ pub struct Endpoint {
     /// `scheme://authority` of `base_url`, to build request URIs without parsing text.
     origin: Option<(http::uri::Scheme, http::uri::Authority)>,
     /// Metric handles for this instance, registered on first use.
-    requests: std::sync::RwLock<Vec<(UpstreamStatus, Counter)>>,
+    requests: std::sync::RwLock<Vec<(Outcome, Counter)>>,
     duration: std::sync::OnceLock<Histogram>,
-}
-
-/// How a forwarded request to an instance ended, as the `status` metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamStatus {
-    Timeout,
-    ConnectError,
-    Error,
-    Answered(http::StatusCode),
-}
-
-impl UpstreamStatus {
-    fn label(self) -> String {
-        match self {
-            Self::Timeout => "timeout".into(),
-            Self::ConnectError => "connect_error".into(),
-            Self::Error => "error".into(),
-            Self::Answered(s) => s.as_str().to_owned(),
-        }
-    }
 }
 
 impl Endpoint {
@@ -92,7 +73,7 @@ impl Endpoint {
 
     /// Counts a forwarded request and its time to the answer's head
     /// (`gateway_upstream_requests_total`, `gateway_upstream_duration_seconds`).
-    pub fn observe(&self, status: UpstreamStatus, elapsed: std::time::Duration) {
+    fn observe(&self, status: Outcome, elapsed: std::time::Duration) {
         let found = self
             .requests
             .read()
@@ -105,8 +86,11 @@ impl Endpoint {
             if let Some((_, c)) = list.iter().find(|(s, _)| *s == status) {
                 return c.clone();
             }
-            let labels =
-                [("service", self.service.to_owned()), ("upstream", self.address.clone()), ("status", status.label())];
+            let labels = [
+                ("service", self.service.to_owned()),
+                ("upstream", self.address.clone()),
+                ("status", status.label().into_owned()),
+            ];
             let c = metrics::counter!("gateway_upstream_requests_total", &labels);
             list.push((status, c.clone()));
             c
@@ -142,8 +126,8 @@ impl Endpoint {
     }
 
     /// Records the outcome of a request in the breaker, logging and counting changes.
-    pub fn record(&self, outcome: Outcome) {
-        if let Some(state) = self.breaker.record(outcome) {
+    fn record(&self, admission: Admission, outcome: Outcome) {
+        if let Some(state) = self.breaker.record(admission, outcome) {
             match state {
                 State::Open => {
                     tracing::warn!(service = self.service, upstream = %self.address, ?outcome, "breaker open: instance ejected");
@@ -167,7 +151,16 @@ impl Endpoint {
 /// A request slot on an endpoint: counts as in flight until dropped.
 pub struct Lease {
     pub endpoint: Arc<Endpoint>,
-    pub admission: Admission,
+    admission: Admission,
+}
+
+impl Lease {
+    /// Reports how the attempt ended: to the breaker (as this lease's admission, so a
+    /// half-open breaker hears its own probe) and to the metrics.
+    pub fn finish(&self, outcome: Outcome, elapsed: std::time::Duration) {
+        self.endpoint.observe(outcome, elapsed);
+        self.endpoint.record(self.admission, outcome);
+    }
 }
 
 impl Drop for Lease {
@@ -320,7 +313,7 @@ mod tests {
         let p = pool(&["http://a:1", "http://b:1", "http://c:1"]);
         let eps = p.endpoints();
         eps[0].set_ready(false);
-        eps[1].record(Outcome::ConnectFailure);
+        eps[1].record(Admission::Normal, Outcome::ConnectFailed);
         for _ in 0..20 {
             assert_eq!(p.pick(&[]).unwrap().endpoint.address, "c:1");
         }
@@ -332,7 +325,7 @@ mod tests {
         let p = pool(&["http://static:1"]);
         p.set_discovered(vec!["http://a:1".into(), "http://b:1".into()]);
         let a = p.endpoints()[0].clone();
-        a.record(Outcome::ConnectFailure);
+        a.record(Admission::Normal, Outcome::ConnectFailed);
         p.set_discovered(vec!["http://b:1".into(), "http://a:1".into()]);
         let again = p.endpoints().iter().find(|e| e.address == "a:1").cloned().unwrap();
         assert!(Arc::ptr_eq(&a, &again));

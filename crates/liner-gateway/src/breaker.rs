@@ -7,15 +7,22 @@
 //!   Its success closes the breaker; its failure opens it again with a doubled
 //!   cool-down (capped).
 //!
-//! A failure is a connect error, a timeout, a broken response or a 5xx answer. A
-//! connect error trips the breaker at once (the instance is most likely gone), other
-//! failures after `failure_threshold` in a row. A probe that never reports (its client
-//! went away) is given up after `probe_timeout`, and another request may probe.
+//! What counts is read from the attempt's [`Outcome`]: a failure is a connect error, a
+//! timeout, a broken response or a 5xx answer. A connect error trips the breaker at
+//! once (the instance is most likely gone), other failures after `failure_threshold` in
+//! a row. A probe that never reports (its client went away) is given up after
+//! `probe_timeout`, and another request may probe.
+//!
+//! Only the probe decides a half-open breaker: each probe carries a number, and an
+//! answer to a request admitted before the trip (or to an abandoned probe) arrives
+//! late and changes nothing.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::attempt::Outcome;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BreakerConfig {
@@ -34,16 +41,6 @@ impl Default for BreakerConfig {
             probe_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// What a request to the instance ended with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    /// Timeout, broken response, 5xx.
-    Failure,
-    /// The connection could not be made.
-    ConnectFailure,
 }
 
 /// The state as reported (metrics, logs, tests).
@@ -66,30 +63,39 @@ impl State {
 
 #[derive(Debug)]
 enum Inner {
-    Closed { failures: u32 },
-    Open { until: Instant, cooldown: Duration },
-    HalfOpen { probe_since: Option<Instant>, cooldown: Duration },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+        cooldown: Duration,
+    },
+    /// `probe`: the number of the probe in flight and when it was sent.
+    HalfOpen {
+        probe: Option<(u64, Instant)>,
+        cooldown: Duration,
+    },
 }
 
-/// Whether a granted request is the half-open probe.
+/// Whether a granted request is the half-open probe (and which one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     Normal,
-    Probe,
+    Probe(u64),
 }
 
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
-    inner: Mutex<Inner>,
+    inner: Mutex<(Inner, u64)>,
 }
 
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
-        Self { config, inner: Mutex::new(Inner::Closed { failures: 0 }) }
+        Self { config, inner: Mutex::new((Inner::Closed { failures: 0 }, 0)) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Inner, u64)> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -98,31 +104,25 @@ impl Breaker {
         if let Inner::Open { until, cooldown } = *inner
             && now >= until
         {
-            *inner = Inner::HalfOpen { probe_since: None, cooldown };
+            *inner = Inner::HalfOpen { probe: None, cooldown };
         }
     }
 
     pub fn state(&self) -> State {
-        let mut inner = self.lock();
-        self.advance(&mut inner, Instant::now());
-        match *inner {
-            Inner::Closed { .. } => State::Closed,
-            Inner::Open { .. } => State::Open,
-            Inner::HalfOpen { .. } => State::HalfOpen,
-        }
+        let mut guard = self.lock();
+        self.advance(&mut guard.0, Instant::now());
+        discriminant(&guard.0)
     }
 
     /// Could a request be admitted now (without taking the probe slot)?
     pub fn available(&self) -> bool {
         let now = Instant::now();
-        let mut inner = self.lock();
-        self.advance(&mut inner, now);
-        match *inner {
+        let mut guard = self.lock();
+        self.advance(&mut guard.0, now);
+        match guard.0 {
             Inner::Closed { .. } => true,
             Inner::Open { .. } => false,
-            Inner::HalfOpen { probe_since, .. } => {
-                probe_since.is_none_or(|since| now.duration_since(since) >= self.config.probe_timeout)
-            }
+            Inner::HalfOpen { probe, .. } => self.probe_free(probe, now),
         }
     }
 
@@ -130,43 +130,60 @@ impl Breaker {
     /// probe in flight).
     pub fn admit(&self) -> Option<Admission> {
         let now = Instant::now();
-        let mut inner = self.lock();
-        self.advance(&mut inner, now);
-        match &mut *inner {
+        let mut guard = self.lock();
+        let (inner, probes) = &mut *guard;
+        self.advance(inner, now);
+        match inner {
             Inner::Closed { .. } => Some(Admission::Normal),
             Inner::Open { .. } => None,
-            Inner::HalfOpen { probe_since, .. } => {
-                let free = probe_since.is_none_or(|since| now.duration_since(since) >= self.config.probe_timeout);
-                free.then(|| {
-                    *probe_since = Some(now);
-                    Admission::Probe
-                })
-            }
+            Inner::HalfOpen { probe, .. } => self.probe_free(*probe, now).then(|| {
+                *probes += 1;
+                *probe = Some((*probes, now));
+                Admission::Probe(*probes)
+            }),
         }
     }
 
-    /// Records a result; returns the new state when it changed.
-    pub fn record(&self, outcome: Outcome) -> Option<State> {
+    fn probe_free(&self, probe: Option<(u64, Instant)>, now: Instant) -> bool {
+        probe.is_none_or(|(_, since)| now.duration_since(since) >= self.config.probe_timeout)
+    }
+
+    /// Records how a request admitted as `admission` ended; returns the new state when
+    /// it changed.
+    pub fn record(&self, admission: Admission, outcome: Outcome) -> Option<State> {
         let now = Instant::now();
-        let mut inner = self.lock();
-        self.advance(&mut inner, now);
-        let before = discriminant(&inner);
+        let mut guard = self.lock();
+        let inner = &mut guard.0;
+        self.advance(inner, now);
+        let before = discriminant(inner);
         let cfg = self.config;
-        *inner = match (&*inner, outcome) {
-            (Inner::Closed { .. }, Outcome::Success) => Inner::Closed { failures: 0 },
-            (Inner::Closed { failures }, Outcome::Failure) if failures + 1 < cfg.failure_threshold => {
-                Inner::Closed { failures: failures + 1 }
+        let failed = outcome.is_failure();
+        let next = match (&*inner, admission) {
+            (Inner::Closed { .. }, _) if !failed => Some(Inner::Closed { failures: 0 }),
+            (Inner::Closed { failures }, _)
+                if !outcome.is_connect_failure() && failures + 1 < cfg.failure_threshold =>
+            {
+                Some(Inner::Closed { failures: failures + 1 })
             }
-            (Inner::Closed { .. }, _) => Inner::Open { until: now + cfg.base_cooldown, cooldown: cfg.base_cooldown },
-            (Inner::HalfOpen { .. }, Outcome::Success) => Inner::Closed { failures: 0 },
-            (Inner::HalfOpen { cooldown, .. }, _) => {
-                let cooldown = (*cooldown * 2).min(cfg.max_cooldown);
-                Inner::Open { until: now + cooldown, cooldown }
+            (Inner::Closed { .. }, _) => {
+                Some(Inner::Open { until: now + cfg.base_cooldown, cooldown: cfg.base_cooldown })
             }
-            // A late answer from before the breaker opened: it changes nothing.
-            (Inner::Open { until, cooldown }, _) => Inner::Open { until: *until, cooldown: *cooldown },
+            // Only the probe in flight decides a half-open breaker.
+            (Inner::HalfOpen { probe: Some((current, _)), cooldown }, Admission::Probe(n)) if *current == n => {
+                if failed {
+                    let cooldown = (*cooldown * 2).min(cfg.max_cooldown);
+                    Some(Inner::Open { until: now + cooldown, cooldown })
+                } else {
+                    Some(Inner::Closed { failures: 0 })
+                }
+            }
+            // A late answer (admitted before the trip, or an abandoned probe): nothing changes.
+            (Inner::HalfOpen { .. } | Inner::Open { .. }, _) => None,
         };
-        let after = discriminant(&inner);
+        if let Some(next) = next {
+            *inner = next;
+        }
+        let after = discriminant(inner);
         (before != after).then_some(after)
     }
 }
@@ -183,6 +200,13 @@ fn discriminant(inner: &Inner) -> State {
 mod tests {
     use super::*;
 
+    use http::StatusCode;
+
+    const OK: Outcome = Outcome::Answered(StatusCode::OK);
+    const FAIL: Outcome = Outcome::Answered(StatusCode::INTERNAL_SERVER_ERROR);
+    const GONE: Outcome = Outcome::ConnectFailed;
+    const N: Admission = Admission::Normal;
+
     fn breaker() -> Breaker {
         Breaker::new(BreakerConfig {
             failure_threshold: 3,
@@ -195,43 +219,44 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn opens_after_consecutive_failures_only() {
         let b = breaker();
-        b.record(Outcome::Failure);
-        b.record(Outcome::Failure);
-        b.record(Outcome::Success);
-        b.record(Outcome::Failure);
-        b.record(Outcome::Failure);
+        b.record(N, FAIL);
+        b.record(N, FAIL);
+        b.record(N, OK);
+        b.record(N, FAIL);
+        b.record(N, FAIL);
         assert_eq!(b.state(), State::Closed);
-        assert_eq!(b.record(Outcome::Failure), Some(State::Open));
+        assert_eq!(b.record(N, FAIL), Some(State::Open));
         assert_eq!(b.admit(), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn connect_failure_opens_at_once() {
         let b = breaker();
-        assert_eq!(b.record(Outcome::ConnectFailure), Some(State::Open));
+        assert_eq!(b.record(N, GONE), Some(State::Open));
         assert!(!b.available());
     }
 
     #[tokio::test(start_paused = true)]
     async fn half_open_lets_one_probe_through() {
         let b = breaker();
-        b.record(Outcome::ConnectFailure);
+        b.record(N, GONE);
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert_eq!(b.state(), State::HalfOpen);
-        assert_eq!(b.admit(), Some(Admission::Probe));
+        let probe = b.admit().expect("the probe");
+        assert!(matches!(probe, Admission::Probe(_)));
         assert_eq!(b.admit(), None, "only one probe at a time");
-        assert_eq!(b.record(Outcome::Success), Some(State::Closed));
+        assert_eq!(b.record(probe, OK), Some(State::Closed));
         assert_eq!(b.admit(), Some(Admission::Normal));
     }
 
     #[tokio::test(start_paused = true)]
     async fn failed_probe_doubles_the_cooldown_up_to_the_cap() {
         let b = breaker();
-        b.record(Outcome::ConnectFailure);
+        b.record(N, GONE);
         tokio::time::advance(Duration::from_secs(1)).await;
         for cooldown_ms in [2000, 4000, 4000] {
-            assert_eq!(b.admit(), Some(Admission::Probe));
-            assert_eq!(b.record(Outcome::Failure), Some(State::Open));
+            let probe = b.admit().expect("the probe");
+            assert_eq!(b.record(probe, FAIL), Some(State::Open));
             tokio::time::advance(Duration::from_millis(cooldown_ms - 1)).await;
             assert_eq!(b.state(), State::Open, "still open just before {cooldown_ms} ms");
             tokio::time::advance(Duration::from_millis(1)).await;
@@ -242,11 +267,27 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_abandoned_probe_is_replaced() {
         let b = breaker();
-        b.record(Outcome::ConnectFailure);
+        b.record(N, GONE);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(b.admit(), Some(Admission::Probe));
+        let abandoned = b.admit().expect("the first probe");
         assert!(!b.available());
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(b.admit(), Some(Admission::Probe));
+        let probe = b.admit().expect("a new probe");
+        assert_ne!(probe, abandoned);
+        assert_eq!(b.record(abandoned, OK), None, "the abandoned probe's late answer decides nothing");
+        assert_eq!(b.record(probe, OK), Some(State::Closed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_answer_from_before_the_trip_does_not_decide_the_half_open_breaker() {
+        let b = breaker();
+        let early = b.admit().expect("admitted while closed");
+        b.record(N, GONE);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let probe = b.admit().expect("the probe");
+        assert_eq!(b.record(early, OK), None, "a success from before the trip does not close it");
+        assert_eq!(b.record(early, FAIL), None, "nor does a failure reopen it");
+        assert_eq!(b.state(), State::HalfOpen);
+        assert_eq!(b.record(probe, FAIL), Some(State::Open));
     }
 }

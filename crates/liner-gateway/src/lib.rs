@@ -2,23 +2,32 @@
 //! healthy instance of it, and forwards the request (WebSocket upgrades included),
 //! answering in the API error shape when no instance can.
 //!
-//! Pieces, one file each: `upstreams` (route table, static fallback list), `balance`
-//! (per-service endpoint snapshots fed by discovery; power of two choices), `breaker`
-//! (passive ejection), `health` (active `/readyz` checks), `limits` (rate limits,
-//! in-flight cap, retry budget), `auth` (edge JWT check) and `proxy` (the phases of a
-//! forwarded request).
+//! Pieces, one file each: `proxy` (the request path in named phases), `attempt` (what
+//! one try on one instance ended with), `upstreams` (route table, static fallback
+//! list), `balance` (per-service endpoint snapshots fed by discovery; power of two
+//! choices), `breaker` (passive ejection), `health` (active `/readyz` checks), `limits`
+//! (rate limits, in-flight cap, retry budget), `auth` (edge JWT check) and `tunnel`
+//! (WebSocket splicing).
+//!
+//! Two listeners: the public one (the API, the web client, `/healthz` and `/readyz`
+//! for a load balancer) and, with `--admin-listen`, an internal one that adds
+//! `/metrics`. The public one never serves metrics. Its connections are bounded
+//! (`liner_shared::server::ConnectionLimits`): a deadline for each request head, which
+//! is also the idle keep-alive limit, and a cap on open connections per address.
 //!
 //! Where instances come from: with `--discovery URL` the gateway watches the registry
 //! for the instances of every routed service (`review`, `forum`, `catalog`) and keeps
 //! the last known set while the registry is away; the static `--upstream` list is used
 //! for a service whose discovered set is empty (or when no registry is configured).
 
+pub mod attempt;
 pub mod auth;
 pub mod balance;
 pub mod breaker;
 pub mod health;
 pub mod limits;
 pub mod proxy;
+pub mod tunnel;
 pub mod upstreams;
 
 use std::collections::HashMap;
@@ -29,7 +38,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use liner_shared::http::REQUEST_ID;
-use liner_shared::server::Bound;
+use liner_shared::server::{Bound, ConnectionLimits};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -43,6 +52,9 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "LINER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Internal admin address for `/metrics` (and health); never the public one.
+    #[arg(long, env = "LINER_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     /// Registry to watch for instances, `http://HOST:PORT`.
     #[arg(long, env = "LINER_DISCOVERY")]
     pub discovery: Option<String>,
@@ -80,6 +92,19 @@ pub struct Settings {
     /// Largest request body forwarded (413 past it).
     #[arg(long, env = "LINER_MAX_REQUEST_BYTES", default_value_t = 256 * 1024)]
     pub max_request_bytes: usize,
+    /// Time for a request head to arrive, in milliseconds; also the longest a
+    /// connection may stay idle before its first or between kept-alive requests.
+    #[arg(long, env = "LINER_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub header_timeout_ms: u64,
+    /// Longest pause while a request body arrives, in milliseconds (408 past it).
+    #[arg(long, env = "LINER_BODY_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub body_timeout_ms: u64,
+    /// Open connections per client address; more are closed at once (0 = no cap).
+    #[arg(long, env = "LINER_MAX_CONNECTIONS_PER_IP", default_value_t = 512)]
+    pub max_connections_per_ip: usize,
+    /// One `info` line per request on the `liner::access` log target.
+    #[arg(long, env = "LINER_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
     /// Largest response body forwarded.
     #[arg(long, env = "LINER_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_response_bytes: usize,
@@ -104,6 +129,7 @@ impl Settings {
     pub fn new(listen: SocketAddr, upstreams: Vec<StaticRoute>) -> Self {
         Self {
             listen,
+            admin_listen: None,
             discovery: None,
             upstreams,
             upstream_timeout_secs: 30,
@@ -116,6 +142,10 @@ impl Settings {
             rate_burst_user: 100,
             max_in_flight: 1024,
             max_request_bytes: 256 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            max_connections_per_ip: 512,
+            access_log: true,
             max_response_bytes: 16 * 1024 * 1024,
             cors_origins: Vec::new(),
             health_interval_ms: 2000,
@@ -135,6 +165,8 @@ impl Settings {
 pub struct Running {
     bound: Bound,
     router: Router,
+    limits: ConnectionLimits,
+    admin: Option<(Bound, Router)>,
     pools: Vec<Arc<Pool>>,
     background: CancellationToken,
     _stop_background: DropGuard,
@@ -145,14 +177,23 @@ impl Running {
         self.bound.addr()
     }
 
+    /// The admin listener's address, when one was asked for.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(bound, _)| bound.addr())
+    }
+
     /// A read-only view of the instance pools that outlives `run_until` (tests, `liner up`).
     pub fn view(&self) -> PoolsView {
         PoolsView(self.pools.clone())
     }
 
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        let served = self.bound.serve(self.router, token).await;
+        let admin = self.admin.map(|(bound, router)| tokio::spawn(bound.serve(router, token.clone())));
+        let served = self.bound.serve_with(self.router, token, self.limits).await;
         self.background.cancel();
+        if let Some(admin) = admin {
+            admin.await??;
+        }
         served
     }
 }
@@ -208,6 +249,8 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
 /// Binds the listener and starts watching discovery and checking instances; requests
 /// are served from [`Running::run_until`].
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    // The recorder first: pool and breaker gauges are set from the first discovery update on.
+    liner_shared::http::metrics_handle();
     let cors = cors(&settings.cors_origins)?;
     if let Some(url) = &settings.jwks_url
         && !url.starts_with("http://")
@@ -275,6 +318,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         in_flight: InFlight::new(settings.max_in_flight),
         retry_budget: RetryBudget::new(0.2, 10.0),
         max_request_bytes: settings.max_request_bytes,
+        body_timeout: Duration::from_millis(settings.body_timeout_ms),
         max_response_bytes: settings.max_response_bytes,
         max_attempts: usize::try_from(settings.max_attempts).unwrap_or(3),
         tunnels_stop: background.child_token(),
@@ -289,12 +333,32 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let mut router = Router::new()
         .fallback(proxy::handle)
         .with_state(proxy)
-        .merge(liner_shared::http::ops_router(ready))
+        .merge(liner_shared::http::ops_router(ready.clone()))
         .method_not_allowed_fallback(liner_shared::error::method_not_allowed);
     if let Some(cors) = cors {
         router = router.layer(cors);
     }
-    let router = router.layer(axum::middleware::from_fn(proxy::ensure_request_id));
+    let router = router.layer(axum::middleware::from_fn_with_state(settings.access_log, proxy::edge));
     let bound = Bound::bind(settings.listen, "gateway").await?;
-    Ok(Running { bound, router, pools: all, _stop_background: background.clone().drop_guard(), background })
+    let admin = match settings.admin_listen {
+        Some(addr) => {
+            let router = liner_shared::http::ops_router(ready).merge(liner_shared::http::metrics_router());
+            Some((Bound::bind(addr, "gateway admin").await?, router))
+        }
+        None => None,
+    };
+    let limits = ConnectionLimits {
+        header_timeout: Duration::from_millis(settings.header_timeout_ms),
+        per_address: settings.max_connections_per_ip,
+        http1_only: true,
+    };
+    Ok(Running {
+        bound,
+        router,
+        limits,
+        admin,
+        pools: all,
+        _stop_background: background.clone().drop_guard(),
+        background,
+    })
 }

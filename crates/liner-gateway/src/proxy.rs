@@ -1,28 +1,35 @@
-//! Forwarding: one request in, one request to an upstream instance, the answer back.
+//! The request path, in named phases (the shape of pingora's `ProxyHttp`: request
+//! filter, upstream peer, upstream request/response filters, logging), each a method of
+//! [`Proxy`] with one concern:
 //!
-//! The phases, in order (each may answer on its own, always in the API error shape
-//! and with an `x-liner-error` header naming the gateway as the source):
-//! 1. route: path prefix → service (404);
-//! 2. admission: global in-flight cap (503, load shedding), rate limit per client IP
-//!    (429 + `Retry-After`);
-//! 3. edge auth on writes and WebSocket connects (401; 503 if keys are unavailable),
-//!    then the rate limit per token subject (429);
-//! 4. request size limit (413): REST bodies are small, so they are read into memory
-//!    up to the limit, which also makes a retry possible;
-//! 5. pick an instance (power of two choices over ready, non-tripped instances) and
-//!    send, with the route's timeout on the answer's head (504);
-//! 6. retry on another instance, within the retry budget, only when it cannot
-//!    duplicate a write: after a connect failure (nothing was sent, any method) or a
-//!    503 answer or a connection that broke before any answer, for a safe method
-//!    (GET/HEAD/OPTIONS). A write is never resent once it may have reached an
-//!    instance, and a timeout is never retried.
+//! 1. **edge** (middleware, every request): request id, `Host` check (400), the request
+//!    span, the access log line;
+//! 2. **route**: path prefix → service; outside `/api/` the web client (404 for an
+//!    unknown `/api/` path);
+//! 3. **admit**: rate limit per client address (429 + `Retry-After`);
+//! 4. **authenticate**: edge auth on writes and WebSocket connects (401; 503 while no
+//!    keys can be fetched), then the rate limit per token subject (429);
+//! 5. **read body**: at most the request size limit (413), no pause longer than the
+//!    body timeout (408). Only after it does the request take one of the global
+//!    in-flight slots (503, load shedding): a client that stalls its body holds a
+//!    connection, never a slot that others need;
+//! 6. **(pick → send → classify)\***: power of two choices over ready, non-tripped
+//!    instances; the route's timeout on the answer's head; `classify` turns the result
+//!    into one [`Outcome`] that the breaker, the metrics and the retry policy all read
+//!    (`attempt`). A retry goes to another instance within the retry budget, only when
+//!    it cannot duplicate a write;
+//! 7. **respond** (the body streams back, capped) or **tunnel** (a WebSocket's two
+//!    upgraded connections spliced, `tunnel`);
+//! 8. **logging**: request metrics by route, bounded method label and status.
 //!
-//! Response bodies stream back (never buffered), capped at the response size limit. A
-//! WebSocket (any HTTP/1.1 upgrade) is forwarded as a handshake, then both upgraded
-//! connections are spliced into a byte tunnel (`copy_bidirectional`, whose bounded
-//! buffers give back-pressure both ways); frames are not re-parsed. Hop-by-hop headers
-//! are stripped, and the headers that upstreams trust (`x-forwarded-*`, `x-liner-*`)
-//! are always written by the gateway itself, never passed through from a client.
+//! Every answer the gateway makes itself has the API error shape and an
+//! `x-liner-error` header. Hop-by-hop headers are stripped, and the headers upstreams
+//! trust (`x-forwarded-*`, `x-liner-*`) are written by the gateway, never passed on.
+//!
+//! Hand-written on purpose: the retry loop (tower's `Retry` wants a cloneable request;
+//! here the body is read once into `Bytes` and the policy depends on the outcome, the
+//! method and the pool) and P2C over live in-flight counts with per-endpoint breakers
+//! (tower's `p2c` balances over a `Discover` stream of services and has no breaker).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,24 +43,21 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use liner_shared::ApiError;
-use liner_shared::http::{HandleCache, REQUEST_ID};
+use liner_shared::http::{HandleCache, REQUEST_ID, method_label};
 use metrics::{Counter, Histogram};
+use tracing::Instrument;
 
+use crate::attempt::{Outcome, RetryReason};
 use crate::auth::{EdgeAuth, needs_token};
-use crate::balance::{Pool, UpstreamStatus};
-use crate::breaker::Outcome;
+use crate::balance::Pool;
 use crate::limits::{InFlight, RateLimiter, RetryBudget, retry_after_secs};
 use crate::upstreams::service_for;
-
-/// Buffer per direction of a WebSocket tunnel. Every open tunnel keeps both, idle or
-/// not; chat frames are small (at most 16 KiB, usually a few hundred bytes), so 2 KiB
-/// costs no extra reads for them where tokio's default (8 KiB) would cost 12 KiB more
-/// memory per connection.
-const TUNNEL_BUFFER_BYTES: usize = 2 * 1024;
 
 /// The header on every answer the gateway makes up itself.
 pub const GATEWAY_ERROR: &str = "x-liner-error";
@@ -70,6 +74,8 @@ pub struct Proxy {
     pub in_flight: InFlight,
     pub retry_budget: RetryBudget,
     pub max_request_bytes: usize,
+    /// Longest pause while reading a request body (408 past it).
+    pub body_timeout: Duration,
     pub max_response_bytes: usize,
     /// Tries per request, the first included.
     pub max_attempts: usize,
@@ -168,11 +174,7 @@ fn broke_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
     false
 }
 
-fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// The axum handler behind every proxied path.
+/// The axum handler behind every path the gateway answers itself or forwards.
 pub async fn handle(
     State(proxy): State<Arc<Proxy>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -186,74 +188,146 @@ pub async fn handle(
         }
         return synthetic(ApiError::not_found("no such route"));
     };
+    tracing::Span::current().record("route", service);
     let method = req.method().clone();
-    let res = proxy.forward(service, peer, req).await.unwrap_or_else(synthetic);
-    let status = res.status().as_u16();
-    let (count, duration) = proxy.metrics.get(service, &method, status, || {
-        let labels = [("route", service.to_owned()), ("method", method.to_string()), ("status", status.to_string())];
-        (
-            metrics::counter!("gateway_requests_total", &labels),
-            metrics::histogram!("gateway_request_duration_seconds", &labels[..1]),
-        )
-    });
-    count.increment(1);
-    duration.record(started.elapsed().as_secs_f64());
+    let res = proxy.proxy(service, peer, req).await.unwrap_or_else(synthetic);
+    proxy.logging(service, &method, res.status(), started);
     res
 }
 
+/// A request on its way out: the incoming head, rewritten for the upstream hop, and
+/// the body read in full (so that a retry can resend it).
+struct Outgoing {
+    parts: http::request::Parts,
+    path: http::uri::PathAndQuery,
+    body: Bytes,
+}
+
+impl Outgoing {
+    /// The upstream request filter: hop-by-hop headers out, the trusted `x-forwarded-*`
+    /// headers written by the gateway itself (a client's copies are dropped).
+    fn new(mut parts: http::request::Parts, body: Bytes, peer: SocketAddr, upgrade: bool) -> Self {
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers, upgrade);
+        strip_internal(headers);
+        if let Ok(ip) = HeaderValue::from_str(&peer.ip().to_string()) {
+            headers.insert("x-forwarded-for", ip);
+        }
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        if let Some(host) = headers.remove(header::HOST) {
+            headers.insert("x-forwarded-host", host);
+        }
+        let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        Self { parts, path, body }
+    }
+
+    /// This request, addressed to `endpoint`.
+    fn to(&self, endpoint: &crate::balance::Endpoint) -> Result<Request, ApiError> {
+        let uri = endpoint
+            .uri(self.path.clone())
+            .map_err(|_| ApiError::bad_request("bad_path", "request path cannot be forwarded"))?;
+        let mut out = Request::new(Body::from(self.body.clone()));
+        *out.method_mut() = self.parts.method.clone();
+        *out.uri_mut() = uri;
+        *out.version_mut() = http::Version::HTTP_11;
+        *out.headers_mut() = self.parts.headers.clone();
+        Ok(out)
+    }
+}
+
+/// The answer for a request that no attempt got an answer to.
+fn no_answer(service: &str, outcome: Outcome) -> ApiError {
+    match outcome {
+        Outcome::TimedOut => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", format!("{service} did not answer in time"))
+        }
+        Outcome::ConnectFailed => unavailable(format!("{service} is unavailable")),
+        _ => ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", format!("{service} failed to answer")),
+    }
+}
+
 impl Proxy {
-    async fn forward(&self, service: &'static str, peer: SocketAddr, mut req: Request) -> Result<Response, ApiError> {
-        let Some(_admitted) = self.in_flight.try_acquire() else {
+    /// The request path, phase by phase; each phase may end it with its own answer.
+    /// The order matters: nothing a client can stall (its body) is read while it holds
+    /// one of the in-flight slots, which only requests on their way to an upstream take.
+    async fn proxy(&self, service: &'static str, peer: SocketAddr, mut req: Request) -> Result<Response, ApiError> {
+        self.admit(peer)?;
+        let upgrade = is_upgrade(req.headers());
+        let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        self.authenticate(&parts, upgrade).await?;
+        let body = if upgrade { Bytes::new() } else { self.read_body(&parts, body).await? };
+        let Some(_slot) = self.in_flight.try_acquire() else {
             metrics::counter!("gateway_shed_total").increment(1);
             return Err(unavailable("the gateway is overloaded; retry shortly"));
         };
+        let outgoing = Outgoing::new(parts, body, peer, upgrade);
+        let res = self.forward(service, &outgoing).await?;
+        match client_side {
+            Some(client_side) if res.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                Ok(self.tunnel(service, client_side, res))
+            }
+            _ => self.respond(service, res),
+        }
+    }
+
+    /// Admission: the rate limit per client address (429 + `Retry-After`).
+    fn admit(&self, peer: SocketAddr) -> Result<(), ApiError> {
         if let Some(limit) = &self.ip_limit
             && let Err(wait) = limit.check(&peer.ip().to_string())
         {
             return Err(ApiError::too_many("too many requests from this address", retry_after_secs(wait)));
         }
-        let upgrade = is_upgrade(req.headers());
-        let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
+        Ok(())
+    }
 
-        if let Some(auth) = &self.auth
-            && needs_token(&parts.method, parts.uri.path(), upgrade)
-        {
-            let claims = auth.check(&parts, upgrade).await?;
-            if let Some(limit) = &self.user_limit
-                && let Err(wait) = limit.check(&claims.sub)
-            {
-                return Err(ApiError::too_many("too many requests for this user", retry_after_secs(wait)));
-            }
+    /// Edge authentication on writes and WebSocket connects, then the per-user rate limit.
+    async fn authenticate(&self, parts: &http::request::Parts, upgrade: bool) -> Result<(), ApiError> {
+        let Some(auth) = &self.auth else { return Ok(()) };
+        if !needs_token(&parts.method, parts.uri.path(), upgrade) {
+            return Ok(());
         }
+        let claims = auth.check(parts, upgrade).await?;
+        if let Some(limit) = &self.user_limit
+            && let Err(wait) = limit.check(&claims.sub)
+        {
+            return Err(ApiError::too_many("too many requests for this user", retry_after_secs(wait)));
+        }
+        Ok(())
+    }
 
-        let too_large = || liner_shared::error::payload_too_large();
+    /// Reads the whole body: at most `max_request_bytes` (413), and with no pause longer
+    /// than `body_timeout` between two pieces of it (408, and the connection closes).
+    async fn read_body(&self, parts: &http::request::Parts, body: Body) -> Result<Bytes, ApiError> {
+        let too_large = liner_shared::error::payload_too_large;
         let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_request_bytes as u64) {
             return Err(too_large());
         }
-        let body = if upgrade {
-            Bytes::new()
-        } else {
-            match Limited::new(body, self.max_request_bytes).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-                Err(_) => return Err(ApiError::bad_request("bad_body", "request body could not be read")),
+        let mut body = Limited::new(body, self.max_request_bytes);
+        let mut pieces: Vec<Bytes> = Vec::new();
+        loop {
+            let frame = match tokio::time::timeout(self.body_timeout, body.frame()).await {
+                Err(_) => return Err(request_timeout()),
+                Ok(None) => break,
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+                Ok(Some(Err(_))) => return Err(ApiError::bad_request("bad_body", "request body could not be read")),
+            };
+            if let Ok(data) = frame.into_data() {
+                pieces.push(data);
             }
-        };
-
-        strip_hop_by_hop(&mut parts.headers, upgrade);
-        strip_internal(&mut parts.headers);
-        if let Ok(ip) = HeaderValue::from_str(&peer.ip().to_string()) {
-            parts.headers.insert("x-forwarded-for", ip);
         }
-        parts.headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        if let Some(host) = parts.headers.get(header::HOST).cloned() {
-            parts.headers.insert("x-forwarded-host", host);
-        }
-        parts.headers.remove(header::HOST);
-        let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        Ok(match pieces.len() {
+            0 => Bytes::new(),
+            1 => pieces.swap_remove(0),
+            _ => pieces.concat().into(),
+        })
+    }
 
+    /// (pick → send → classify)*: tries instances until one answers, or the outcome,
+    /// the attempt cap or the retry budget says to stop.
+    async fn forward(&self, service: &'static str, outgoing: &Outgoing) -> Result<Response<Incoming>, ApiError> {
         let Some(pool) = self.pools.get(service) else {
             return Err(unavailable(format!("no {service} instance")));
         };
@@ -261,107 +335,37 @@ impl Proxy {
         self.retry_budget.deposit();
         let mut tried = Vec::new();
         let mut last_error = None;
-        let mut res = loop {
+        loop {
             let Some(lease) = pool.pick(&tried) else {
                 return Err(last_error.unwrap_or_else(|| unavailable(format!("no healthy {service} instance"))));
             };
-            let endpoint = lease.endpoint.clone();
-            tried.push(endpoint.clone());
-            let Ok(uri) = endpoint.uri(path.clone()) else {
-                return Err(ApiError::bad_request("bad_path", "request path cannot be forwarded"));
-            };
-            let mut out = Request::new(Body::from(body.clone()));
-            *out.method_mut() = parts.method.clone();
-            *out.uri_mut() = uri;
-            *out.version_mut() = http::Version::HTTP_11;
-            *out.headers_mut() = parts.headers.clone();
-
+            tried.push(lease.endpoint.clone());
+            let request = outgoing.to(&lease.endpoint)?;
             let sent = Instant::now();
-            let result = tokio::time::timeout(timeout, self.client.request(out)).await;
-            let observe = |status: UpstreamStatus| endpoint.observe(status, sent.elapsed());
-            let retry_allowed = |tried: usize| tried < self.max_attempts && self.retry_budget.withdraw();
-            match result {
-                Err(_) => {
-                    observe(UpstreamStatus::Timeout);
-                    endpoint.record(Outcome::Failure);
-                    tracing::warn!(%service, upstream = %endpoint.address, ?timeout, "upstream timed out");
-                    return Err(ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "upstream_timeout",
-                        format!("{service} did not answer in time"),
-                    ));
-                }
-                Ok(Err(e)) if e.is_connect() => {
-                    observe(UpstreamStatus::ConnectError);
-                    endpoint.record(Outcome::ConnectFailure);
-                    tracing::warn!(%service, upstream = %endpoint.address, error = %e, "upstream connect failed");
-                    last_error = Some(unavailable(format!("{service} is unavailable")));
-                    if retry_allowed(tried.len()) {
-                        metrics::counter!("gateway_retries_total", "service" => service, "reason" => "connect")
-                            .increment(1);
-                        continue;
-                    }
-                    return Err(last_error.unwrap_or_else(|| unavailable(format!("{service} is unavailable"))));
-                }
-                Ok(Err(e)) => {
-                    observe(UpstreamStatus::Error);
-                    endpoint.record(Outcome::Failure);
-                    tracing::warn!(%service, upstream = %endpoint.address, error = %e, "upstream failed");
-                    last_error = Some(ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "bad_gateway",
-                        format!("{service} failed to answer"),
-                    ));
-                    // A safe method has no effect to duplicate: a connection that broke
-                    // before any answer (e.g. the instance died) is retried too.
-                    if is_safe(&parts.method) && broke_before_answer(&e) && retry_allowed(tried.len()) {
-                        metrics::counter!("gateway_retries_total", "service" => service, "reason" => "broken")
-                            .increment(1);
-                        continue;
-                    }
-                    return Err(last_error.unwrap_or_else(|| unavailable(format!("{service} is unavailable"))));
-                }
-                Ok(Ok(res)) => {
-                    let status = res.status();
-                    observe(UpstreamStatus::Answered(status));
-                    endpoint.record(if status.is_server_error() { Outcome::Failure } else { Outcome::Success });
-                    // Retry only when another instance could answer; else pass this answer on.
-                    if status == StatusCode::SERVICE_UNAVAILABLE
-                        && is_safe(&parts.method)
-                        && pool.has_other(&tried)
-                        && retry_allowed(tried.len())
-                    {
-                        metrics::counter!("gateway_retries_total", "service" => service, "reason" => "503")
-                            .increment(1);
-                        continue;
-                    }
-                    break res;
-                }
+            let (outcome, answer) = classify(tokio::time::timeout(timeout, self.client.request(request)).await);
+            lease.finish(outcome, sent.elapsed());
+            let upstream = &lease.endpoint.address;
+            tracing::Span::current().record("upstream", upstream.as_str());
+            if let Some(reason) = outcome.retry_reason(&outgoing.parts.method)
+                && (reason != RetryReason::Unavailable || pool.has_other(&tried))
+                && tried.len() < self.max_attempts
+                && self.retry_budget.withdraw()
+            {
+                tracing::info!(%service, %upstream, ?outcome, "retrying on another instance");
+                metrics::counter!("gateway_retries_total", "service" => service, "reason" => reason.as_str())
+                    .increment(1);
+                last_error = Some(no_answer(service, outcome));
+                continue;
             }
-        };
-
-        if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_side, res.status()) {
-            let upstream_side = hyper::upgrade::on(&mut res);
-            let stop = self.tunnels_stop.clone();
-            tokio::spawn(async move {
-                match tokio::try_join!(client_side, upstream_side) {
-                    Ok((client, upstream)) => {
-                        let open = metrics::gauge!("gateway_websocket_tunnels", "service" => service);
-                        open.increment(1.0);
-                        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, TUNNEL_BUFFER_BYTES, TUNNEL_BUFFER_BYTES) => {}
-                            () = stop.cancelled() => {}
-                        }
-                        open.decrement(1.0);
-                    }
-                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-                }
+            return answer.ok_or_else(|| {
+                tracing::warn!(%service, %upstream, ?outcome, "no answer from upstream");
+                no_answer(service, outcome)
             });
-            let (mut parts, _) = res.into_parts();
-            strip_hop_by_hop(&mut parts.headers, true);
-            return Ok(Response::from_parts(parts, Body::empty()));
         }
+    }
+
+    /// The answer streams back (never buffered), capped at the response size limit.
+    fn respond(&self, service: &str, res: Response<Incoming>) -> Result<Response, ApiError> {
         let declared = res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_response_bytes as u64) {
             return Err(ApiError::new(
@@ -374,10 +378,79 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers, false);
         Ok(Response::from_parts(parts, Body::new(Limited::new(body, self.max_response_bytes))))
     }
+
+    /// A WebSocket (any HTTP/1.1 upgrade) that the upstream accepted: the 101 goes back
+    /// to the client and both upgraded connections are spliced (see `tunnel`).
+    fn tunnel(&self, service: &'static str, client_side: OnUpgrade, mut res: Response<Incoming>) -> Response {
+        let upstream_side = hyper::upgrade::on(&mut res);
+        let stop = self.tunnels_stop.clone();
+        tokio::spawn(async move {
+            match tokio::try_join!(client_side, upstream_side) {
+                Ok((client, upstream)) => {
+                    let open = metrics::gauge!("gateway_websocket_tunnels", "service" => service);
+                    open.increment(1.0);
+                    tokio::select! {
+                        () = crate::tunnel::splice(client, upstream) => {}
+                        () = stop.cancelled() => {}
+                    }
+                    open.decrement(1.0);
+                }
+                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+        let (mut parts, _) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers, true);
+        Response::from_parts(parts, Body::empty())
+    }
+
+    /// Logging: `gateway_requests_total` / `_duration_seconds` by route, method (known
+    /// methods only, others as `other`) and status.
+    fn logging(&self, service: &'static str, method: &Method, status: StatusCode, started: Instant) {
+        let method = method_label(method);
+        let (count, duration) = self.metrics.get(service, method, status.as_u16(), || {
+            let labels =
+                [("route", service.to_owned()), ("method", method.to_owned()), ("status", status.as_str().to_owned())];
+            (
+                metrics::counter!("gateway_requests_total", &labels),
+                metrics::histogram!("gateway_request_duration_seconds", &labels[..1]),
+            )
+        });
+        count.increment(1);
+        duration.record(started.elapsed().as_secs_f64());
+    }
 }
 
-/// Sets `x-request-id` when the client sent none, forwards it, and echoes it back.
-pub async fn ensure_request_id(mut req: Request, next: Next) -> Response {
+/// Classify: what one try ended with, and its answer when there was one.
+fn classify(
+    result: Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, tokio::time::error::Elapsed>,
+) -> (Outcome, Option<Response<Incoming>>) {
+    match result {
+        Ok(Ok(res)) => (Outcome::Answered(res.status()), Some(res)),
+        Err(_) => (Outcome::TimedOut, None),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "upstream exchange failed");
+            let outcome = if e.is_connect() {
+                Outcome::ConnectFailed
+            } else if broke_before_answer(&e) {
+                Outcome::BrokeBeforeAnswer
+            } else {
+                Outcome::Failed
+            };
+            (outcome, None)
+        }
+    }
+}
+
+fn request_timeout() -> ApiError {
+    ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body stalled; send it again")
+}
+
+/// The first phase of every request, forwarded or answered here (web pages, health):
+/// the request id (set when the client sent none, forwarded, echoed back), the `Host`
+/// check, a span that every later phase logs under (route, upstream and status are
+/// recorded into it as they become known), and the one-line access log.
+pub async fn edge(State(access_log): State<bool>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
     let id = req
         .headers()
         .get(REQUEST_ID)
@@ -385,9 +458,50 @@ pub async fn ensure_request_id(mut req: Request, next: Next) -> Response {
         .cloned()
         .unwrap_or_else(liner_shared::http::next_request_id);
     req.headers_mut().insert(REQUEST_ID, id.clone());
-    let mut res = next.run(req).await;
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or("-"),
+        method = method_label(req.method()),
+        path = req.uri().path(),
+        route = tracing::field::Empty,
+        upstream = tracing::field::Empty,
+    );
+    let mut res = match check_host(&req) {
+        Ok(()) => next.run(req).instrument(span.clone()).await,
+        Err(e) => synthetic(e),
+    };
+    if res.status() == StatusCode::REQUEST_TIMEOUT || res.status() == StatusCode::BAD_REQUEST {
+        // The rest of what the client sent cannot be trusted to frame a next request.
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if access_log {
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        span.in_scope(
+            || tracing::info!(target: "liner::access", status = res.status().as_u16(), latency_ms, "request"),
+        );
+    }
     res.headers_mut().insert(REQUEST_ID, id);
     res
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, a valid authority without
+/// user info (HTTP/1.0 may omit it; HTTP/2 carries `:authority` instead).
+fn check_host(req: &Request) -> Result<(), ApiError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let bad = |message: &str| Err(ApiError::bad_request("bad_host", message));
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == http::Version::HTTP_11 => bad("the Host header is required"),
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => bad("only one Host header is allowed"),
+        (Some(host), None) => {
+            let authority = host.to_str().ok().and_then(|h| h.parse::<http::uri::Authority>().ok());
+            if authority.is_some_and(|a| !a.as_str().contains('@')) {
+                Ok(())
+            } else {
+                bad("the Host header is malformed")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

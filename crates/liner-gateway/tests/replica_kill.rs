@@ -153,8 +153,10 @@ async fn sigkilled_replica_leaves_and_a_restarted_one_rejoins_without_losing_wri
     settings.health_interval_ms = 500;
     settings.rate_limit_ip = 0;
     settings.rate_limit_user = 0;
+    settings.admin_listen = Some(([127, 0, 0, 1], 0).into());
     let gateway = liner_gateway::build(settings).await.unwrap();
     let gw = format!("http://{}", gateway.addr());
+    let admin = format!("http://{}", gateway.admin_addr().expect("admin listener"));
     let view = gateway.view();
     tokio::spawn(gateway.run_until(stop.clone()));
     let (u1, u2) = (r1.url(), r2.url());
@@ -265,7 +267,7 @@ async fn sigkilled_replica_leaves_and_a_restarted_one_rejoins_without_losing_wri
     let label = format!("upstream=\"{}\"", r3.addr);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = http.get(format!("{gw}/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
         let served = metrics.lines().any(|l| {
             l.starts_with("gateway_upstream_requests_total")
                 && l.contains(&label)

@@ -158,6 +158,9 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(move || std::future::ready(axum::Json(jwks.clone()))))
         .route("/openapi.json", get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
         .with_state(state);
-    let app = Router::new().nest(BASE_PATH, api).merge(liner_shared::http::ops_router(ready));
+    let app = Router::new()
+        .nest(BASE_PATH, api)
+        .merge(liner_shared::http::ops_router(ready))
+        .merge(liner_shared::http::metrics_router());
     liner_shared::http::with_common_layers(app, "review", Duration::from_secs(30))
 }

@@ -68,25 +68,27 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// A readiness probe: true when the service's dependencies answer.
 pub type ReadyCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
-/// `/healthz` (alive), `/readyz` (dependencies reachable), `/metrics` (Prometheus text).
+/// `/healthz` (alive), `/readyz` (dependencies reachable).
 pub fn ops_router(ready: ReadyCheck) -> Router {
-    let handle = metrics_handle();
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if ready().await {
-                        "ready".into_response()
-                    } else {
-                        ApiError::unavailable("a dependency is not reachable").into_response()
-                    }
+    Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let ready = ready.clone();
+            async move {
+                if ready().await {
+                    "ready".into_response()
+                } else {
+                    ApiError::unavailable("a dependency is not reachable").into_response()
                 }
-            }),
-        )
-        .route("/metrics", get(move || std::future::ready(handle.render())))
+            }
+        }),
+    )
+}
+
+/// `GET /metrics` (Prometheus text) for the process: on an internal listener only.
+pub fn metrics_router() -> Router {
+    let handle = metrics_handle();
+    Router::new().route("/metrics", get(move || std::future::ready(handle.render())))
 }
 
 /// Wraps a service router with the shared layers: request id set and propagated, a
@@ -147,6 +149,21 @@ impl MakeRequestId for MakeFastRequestId {
     }
 }
 
+/// A bounded metric label for a method: the methods the API uses by name, any other
+/// as `other`, so a client cannot create series by inventing methods.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Metric handles by label set, registered once: on a hit the request path neither
 /// allocates label strings nor builds and hashes a metrics key (which the `counter!`
 /// macros with owned labels do on every call).
@@ -155,8 +172,8 @@ pub struct HandleCache<V> {
     map: RwLock<HashMap<u64, Vec<Entry<V>>>>,
 }
 
-/// One cached label set (route, method, status) and its handles.
-type Entry<V> = (String, Method, u16, V);
+/// One cached label set (route, method label, status) and its handles.
+type Entry<V> = (String, &'static str, u16, V);
 
 impl<V: Clone> Default for HandleCache<V> {
     fn default() -> Self {
@@ -165,15 +182,16 @@ impl<V: Clone> Default for HandleCache<V> {
 }
 
 impl<V: Clone> HandleCache<V> {
-    /// The handles for (`route`, `method`, `status`), made by `make` the first time.
-    pub fn get(&self, route: &str, method: &Method, status: u16, make: impl FnOnce() -> V) -> V {
+    /// The handles for (`route`, `method`, `status`), made by `make` the first time;
+    /// `method` is a [`method_label`].
+    pub fn get(&self, route: &str, method: &'static str, status: u16, make: impl FnOnce() -> V) -> V {
         let mut h = self.hasher.build_hasher();
         route.hash(&mut h);
         method.hash(&mut h);
         status.hash(&mut h);
         let key = h.finish();
         let found = |list: &Vec<Entry<V>>| {
-            list.iter().find(|(r, m, s, _)| r == route && m == method && *s == status).map(|e| e.3.clone())
+            list.iter().find(|(r, m, s, _)| r == route && *m == method && *s == status).map(|e| e.3.clone())
         };
         if let Some(v) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(found) {
             return v;
@@ -184,7 +202,7 @@ impl<V: Clone> HandleCache<V> {
             return v;
         }
         let v = make();
-        list.push((route.to_owned(), method.clone(), status, v.clone()));
+        list.push((route.to_owned(), method, status, v.clone()));
         v
     }
 }
@@ -215,15 +233,15 @@ async fn record_metrics(
 ) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let res = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
     let status = res.status().as_u16();
-    let (count, duration) = handles.get(route, &method, status, || {
+    let (count, duration) = handles.get(route, method, status, || {
         let labels = [
             ("service", service.to_owned()),
             ("route", route.to_owned()),
-            ("method", method.to_string()),
+            ("method", method.to_owned()),
             ("status", status.to_string()),
         ];
         (
@@ -255,28 +273,28 @@ mod tests {
         let mut made = 0;
         for _ in 0..3 {
             assert_eq!(
-                cache.get("/a", &Method::GET, 200, || {
+                cache.get("/a", "GET", 200, || {
                     made += 1;
                     1
                 }),
                 1
             );
             assert_eq!(
-                cache.get("/a", &Method::POST, 200, || {
+                cache.get("/a", "POST", 200, || {
                     made += 1;
                     2
                 }),
                 2
             );
             assert_eq!(
-                cache.get("/a", &Method::GET, 404, || {
+                cache.get("/a", "GET", 404, || {
                     made += 1;
                     3
                 }),
                 3
             );
             assert_eq!(
-                cache.get("/b", &Method::GET, 200, || {
+                cache.get("/b", "GET", 200, || {
                     made += 1;
                     4
                 }),

@@ -1,12 +1,53 @@
 //! Binding and serving, shared by every HTTP service: bind first (port 0 allowed) and
 //! report the real address, serve later until a token is cancelled.
+//!
+//! The accept loop is written here rather than taken from `axum::serve`, which offers
+//! no way to set hyper's connection options: a public listener needs a deadline for a
+//! request's head (a connection that sends nothing, or a head byte by byte, must not
+//! stay open forever) and a cap on open connections per client address. Connections
+//! are hyper's HTTP/1.1 with upgrades when `http1_only` (the public listener: hyper-util's
+//! `auto` builder first waits, with no deadline, for the bytes that tell HTTP/2 from
+//! HTTP/1.1), else hyper-util's `auto` builder (h2c too, for gRPC). On shutdown each
+//! connection is asked to finish gracefully, as `axum::serve` does, and the loop waits
+//! for all of them.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// Limits on the connections a listener keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time allowed for a request's head to arrive, counted from the moment the
+    /// connection is ready for one: so it is also the longest a connection may stay
+    /// open without sending anything, before its first request or between two
+    /// kept-alive ones (HTTP/1.1; hyper runs one timer for both).
+    pub header_timeout: Duration,
+    /// Open connections per client address; further ones are closed at once (0: no cap).
+    pub per_address: usize,
+    /// Serve HTTP/1.1 only, with the header deadline from the first byte on.
+    pub http1_only: bool,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(30), per_address: 0, http1_only: false }
+    }
+}
 
 /// A bound listener that has not started serving yet.
 pub struct Bound {
@@ -27,18 +68,210 @@ impl Bound {
         self.addr
     }
 
-    /// Serves until `token` is cancelled, then drains in-flight requests.
+    /// Serves with the default [`ConnectionLimits`] until `token` is cancelled.
+    pub async fn serve(self, router: Router, token: CancellationToken) -> anyhow::Result<()> {
+        self.serve_with(router, token, ConnectionLimits::default()).await
+    }
+
+    /// Serves until `token` is cancelled, then stops accepting and drains the open
+    /// connections (each finishes its request in flight; idle ones close at once).
     ///
     /// TCP_NODELAY on every accepted connection: responses and frames are small and
     /// latency-bound, and Nagle's algorithm would hold some of them back up to 40 ms.
-    pub async fn serve(self, router: Router, token: CancellationToken) -> anyhow::Result<()> {
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        let listener = self.listener.tap_io(|tcp| {
+    /// Handlers see the peer as `ConnectInfo<SocketAddr>`.
+    pub async fn serve_with(
+        self,
+        router: Router,
+        token: CancellationToken,
+        limits: ConnectionLimits,
+    ) -> anyhow::Result<()> {
+        let protocols = Protocols::new(limits);
+        let per_address = PerAddress::new(limits.per_address);
+        let connections = TaskTracker::new();
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = token.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        accept_failed(e).await;
+                        continue;
+                    }
+                },
+            };
+            let Some(slot) = per_address.open(peer.ip()) else {
+                metrics::counter!("http_connections_refused_total", "reason" => "per_address").increment(1);
+                tracing::debug!(%peer, "connection refused: too many from this address");
+                continue;
+            };
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
-        });
-        axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await?;
+            let service = router.clone().map_request(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(axum::body::Body::new)
+            });
+            let service = TowerToHyperService::new(service);
+            let io = TokioIo::new(tcp);
+            let stop = token.clone();
+            match &protocols {
+                Protocols::Http1(builder) => {
+                    let connection = builder.serve_connection(io, service).with_upgrades();
+                    connections.spawn(drive(connection, stop, peer, slot));
+                }
+                Protocols::Auto(builder) => {
+                    let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+                    connections.spawn(drive(connection, stop, peer, slot));
+                }
+            }
+        }
+        drop(self.listener);
+        connections.close();
+        connections.wait().await;
         Ok(())
+    }
+}
+
+/// The connection builders, made once per listener.
+enum Protocols {
+    Http1(hyper::server::conn::http1::Builder),
+    Auto(Box<Builder<TokioExecutor>>),
+}
+
+impl Protocols {
+    fn new(limits: ConnectionLimits) -> Self {
+        if limits.http1_only {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+            return Self::Http1(builder);
+        }
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
+        Self::Auto(Box::new(builder))
+    }
+}
+
+/// A connection that can be asked to finish its request in flight and close.
+trait Graceful: Future<Output = Result<(), Self::Error>> {
+    type Error: std::fmt::Display;
+    fn shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Error = hyper::Error;
+    fn shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> Graceful for hyper_util::server::conn::auto::UpgradeableConnection<'static, I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    fn shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection to its end; once `stop` is cancelled, asks it to finish.
+async fn drive<C: Graceful>(connection: C, stop: CancellationToken, peer: SocketAddr, slot: Slot) {
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stop.cancelled() => {
+            connection.as_mut().shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::trace!(%peer, error = %e, "connection ended with an error");
+    }
+    drop(slot);
+}
+
+/// Errors from `accept` that concern one connection are skipped; others (out of file
+/// descriptors, say) are waited out briefly so the loop does not spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::warn!(error = %e, "accept failed; pausing");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Open connections counted per client address.
+#[derive(Clone)]
+struct PerAddress {
+    cap: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection; counted until dropped.
+struct Slot(Option<(PerAddress, IpAddr)>);
+
+impl PerAddress {
+    fn new(cap: usize) -> Self {
+        Self { cap, open: Arc::default() }
+    }
+
+    fn open(&self, ip: IpAddr) -> Option<Slot> {
+        if self.cap == 0 {
+            return Some(Slot(None));
+        }
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(Slot(Some((self.clone(), ip))))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some((per_address, ip)) = self.0.take() {
+            let mut open = per_address.open.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = open.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_cap_counts_open_connections_and_forgets_closed_ones() {
+        let per_address = PerAddress::new(2);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = per_address.open(a).expect("first");
+        let _second = per_address.open(a).expect("second");
+        assert!(per_address.open(a).is_none(), "third from the same address");
+        assert!(per_address.open(b).is_some(), "another address");
+        drop(first);
+        assert!(per_address.open(a).is_some(), "a closed connection frees its slot");
+        assert!(per_address.open.lock().unwrap().get(&b).is_none(), "closed addresses are forgotten");
     }
 }

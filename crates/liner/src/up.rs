@@ -21,6 +21,10 @@ pub struct UpSettings {
     /// Where the SQLite files and the generated signing key live.
     #[arg(long, env = "LINER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// The gateway's internal admin address (`/metrics`, health); loopback, port 0 = any
+    /// free port (printed at start).
+    #[arg(long, env = "LINER_ADMIN_LISTEN", default_value = "127.0.0.1:0")]
+    pub admin_listen: SocketAddr,
     /// Where the registry listens (loopback; port 0 = any free port).
     #[arg(long, env = "LINER_DISCOVERY_LISTEN", default_value = "127.0.0.1:0")]
     pub discovery_listen: SocketAddr,
@@ -46,6 +50,7 @@ impl UpSettings {
         Self {
             listen,
             data_dir,
+            admin_listen: ([127, 0, 0, 1], 0).into(),
             discovery_listen: ([127, 0, 0, 1], 0).into(),
             rate_limit_ip: 1000,
             rate_limit_user: 50,
@@ -59,6 +64,8 @@ impl UpSettings {
 /// A started system.
 pub struct System {
     pub gateway: SocketAddr,
+    /// The gateway's admin listener (`/metrics`).
+    pub admin: SocketAddr,
     pub review: SocketAddr,
     pub forum: SocketAddr,
     pub catalog: SocketAddr,
@@ -85,8 +92,10 @@ impl System {
         let mut gateway_settings = liner_gateway::Settings::new(settings.listen, vec![]).with_discovery(&discovery_url);
         gateway_settings.rate_limit_ip = settings.rate_limit_ip;
         gateway_settings.rate_limit_user = settings.rate_limit_user;
+        gateway_settings.admin_listen = Some(settings.admin_listen);
         let gateway = liner_gateway::build(gateway_settings).await?;
         let gateway_addr = gateway.addr();
+        let admin_addr = gateway.admin_addr().unwrap_or(settings.admin_listen);
         let view = gateway.view();
 
         let mut forum_settings = liner_forum::Settings::new(loopback, settings.data_dir.clone());
@@ -123,6 +132,7 @@ impl System {
         tasks.spawn(async move { ("gateway", gateway.run_until(t).await) });
         let system = Self {
             gateway: gateway_addr,
+            admin: admin_addr,
             review: review_addr,
             forum: forum_addr,
             catalog: catalog_addr,
@@ -200,6 +210,7 @@ pub async fn run(settings: UpSettings) -> anyhow::Result<()> {
         "Chat rooms:  http://{0}/api/forums/rooms  (WebSocket: ws://{0}/api/forums/connect)",
         system.gateway
     );
+    let _ = writeln!(out, "Metrics:     http://{}/metrics  (admin listener, not public)", system.admin);
     let _ = out.flush();
     system.wait().await
 }

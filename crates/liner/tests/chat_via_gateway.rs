@@ -113,3 +113,50 @@ async fn chat_through_the_gateway(backend: Backend) {
     assert_eq!(history.as_array().map(Vec::len), Some(1), "history stays readable");
     app.stop().await;
 }
+
+/// Reads until the server's close frame and returns its code; a connection that ends
+/// without one (a TCP reset, say) fails the test with what ended it.
+async fn close_code(ws: &mut Ws) -> u16 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await.expect("close frame in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("connection ended without a close frame: {e}"),
+            None => panic!("connection ended without a close frame"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_and_invalid_frames_get_their_close_codes_through_the_gateway() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (_, ann) = app.user("ann").await;
+    let r = app
+        .http
+        .post(format!("http://{}/api/forums/rooms", app.gateway))
+        .bearer_auth(&ann)
+        .json(&json!({"roomType": "album", "albumId": "a-frames"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let room_id = r.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+
+    // A 1 MiB frame: the forum refuses it with 1009, and the close frame reaches the
+    // client through the tunnel instead of a reset. The send itself may fail part-way
+    // once the forum has closed; the close frame must still be readable.
+    let mut ws = connect(&app, &room_id, &ann, None).await;
+    let _ = ws.send(Message::text("x".repeat(1 << 20))).await;
+    assert_eq!(close_code(&mut ws).await, 1009);
+
+    // Invalid UTF-8 in a text frame: 1007 (RFC 6455 §8.1).
+    let mut ws = connect(&app, &room_id, &ann, None).await;
+    let bad = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    ws.send(Message::Frame(bad)).await.expect("sent");
+    assert_eq!(close_code(&mut ws).await, 1007);
+}

@@ -26,7 +26,7 @@
 //! from their next heartbeats, and once it calls itself complete the gateway's pool is
 //! still whole.
 //!
-//! The gateway's pool is observed from outside through its `/metrics`
+//! The gateway's pool is observed from outside through its admin `/metrics`
 //! (`gateway_upstream_instances`, `gateway_upstream_ready`,
 //! `gateway_upstream_breaker_state`, `gateway_upstream_requests_total`), the registry
 //! through its gRPC `List`. Every child's stdout/stderr goes to a file in a temp dir;
@@ -656,6 +656,8 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     let discovery_url = format!("http://{discovery_addr}");
     let gw_addr = free_addr();
     let gw = format!("http://{gw_addr}");
+    let gw_admin_addr = free_addr();
+    let gw_admin = format!("http://{gw_admin_addr}");
     let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
 
     // --- start the cluster -------------------------------------------------------------
@@ -709,6 +711,8 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
         "0",
         "--rate-limit-user",
         "0",
+        "--admin-listen",
+        &gw_admin_addr,
     ]);
     let mut gateway = spawn(&logs, "gateway", &gw_addr, &gateway_args);
     for p in reviews.iter_mut().chain(forums.iter_mut()) {
@@ -721,7 +725,7 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     }
     let all_addrs: Vec<String> = reviews.iter().chain(forums.iter()).map(|p| p.addr.clone()).collect();
     wait_until("the gateway routes to all four replicas", Duration::from_secs(60), || async {
-        let v = GatewayView::fetch(&http, &gw).await;
+        let v = GatewayView::fetch(&http, &gw_admin).await;
         v.instances("review") == Some(2)
             && v.instances("forum") == Some(2)
             && all_addrs.iter().all(|a| v.ready(a) == Some(true))
@@ -821,7 +825,7 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
             elapsed < POOL_LEAVE_BOUND,
             "killed instances still in the gateway's pool after {elapsed:?}: {left_pool:?}"
         );
-        let v = GatewayView::fetch(&http, &gw).await;
+        let v = GatewayView::fetch(&http, &gw_admin).await;
         for (i, (service, addr)) in killed.iter().enumerate() {
             if out_of_rotation[i].is_none() && v.ready(addr) == Some(false) {
                 out_of_rotation[i] = Some(elapsed);
@@ -859,7 +863,7 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
         );
     }
     let survivors = [reviews[1].addr.clone(), forums[1].addr.clone()];
-    let v = GatewayView::fetch(&http, &gw).await;
+    let v = GatewayView::fetch(&http, &gw_admin).await;
     for addr in &survivors {
         assert_eq!(v.ready(addr), Some(true), "surviving {addr} stays in rotation");
     }
@@ -872,7 +876,7 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     let back_addrs = [review_back.addr.clone(), forum_back.addr.clone()];
     let ready_after = restarted_at.elapsed();
     wait_until("restarted replicas back in the gateway's pool", REJOIN_BOUND, || async {
-        let v = GatewayView::fetch(&http, &gw).await;
+        let v = GatewayView::fetch(&http, &gw_admin).await;
         v.instances("review") == Some(2) && v.instances("forum") == Some(2)
     })
     .await;
@@ -911,7 +915,7 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     let mut rebuilt = None;
     loop {
         let elapsed = registry_killed_at.elapsed();
-        let v = GatewayView::fetch(&http, &gw).await;
+        let v = GatewayView::fetch(&http, &gw_admin).await;
         min_pool.0 = min_pool.0.min(v.instances("review").unwrap_or(0));
         min_pool.1 = min_pool.1.min(v.instances("forum").unwrap_or(0));
         let review = registry_list(&discovery_url, "review").await;
@@ -936,7 +940,7 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     let complete_at = registry_killed_at.elapsed();
     // One more watch push and health round, then the gateway's pool must be whole.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let v = GatewayView::fetch(&http, &gw).await;
+    let v = GatewayView::fetch(&http, &gw_admin).await;
     assert_eq!((v.instances("review"), v.instances("forum")), (Some(2), Some(2)), "the gateway's pool is whole");
     for addr in &live {
         assert_eq!(v.ready(addr), Some(true), "{addr} in rotation after the registry restart");

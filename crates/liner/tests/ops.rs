@@ -9,12 +9,25 @@ use reqwest::StatusCode;
 async fn health_metrics_and_request_ids() {
     let app = TestApp::start(Backend::Sqlite).await;
     let gw = format!("http://{}", app.gateway);
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        let r = app.http.get(format!("{gw}{path}")).send().await.expect("sent");
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    let admin = format!("http://{}", app.admin);
+    for base in [&gw, &admin] {
+        for path in ["/healthz", "/readyz"] {
+            let r = app.http.get(format!("{base}{path}")).send().await.expect("sent");
+            assert_eq!(r.status(), StatusCode::OK, "{base}{path}");
+        }
     }
     app.get("/reviews/album/x").await;
-    let review_metrics = app.http.get(format!("{gw}/metrics")).send().await.expect("sent").text().await.expect("text");
+    // Metrics on the admin listener only; a made-up method is counted as `other`.
+    let r = app
+        .http
+        .request(reqwest::Method::from_bytes(b"BREW").expect("method"), format!("{}/reviews/album/x", app.base));
+    r.send().await.expect("sent");
+    let public = app.http.get(format!("{gw}/metrics")).send().await.expect("sent").text().await.expect("text");
+    assert!(!public.contains("http_requests_total"), "no metrics on the public listener");
+    let review_metrics =
+        app.http.get(format!("{admin}/metrics")).send().await.expect("sent").text().await.expect("text");
+    assert!(review_metrics.contains("method=\"other\""), "{review_metrics}");
+    assert!(!review_metrics.contains("BREW"), "no series named by a client");
     assert!(
         review_metrics
             .contains("http_requests_total{service=\"review\",route=\"/api/users-reviews/reviews/album/{album_id}\""),

@@ -65,7 +65,7 @@ pub struct ConnectQuery {
 /// - `{"type":"closed"}` then close code 4410 when the room is closed.
 ///
 /// Close codes: 1001 server stopping, 1008 continued abuse (bad or rate-limited frames),
-/// 1009 frame too large, 4008 too slow to read (send queue full), 4408 idle (no frame or
+/// 1007 text frame not UTF-8, 1009 frame too large, 4008 too slow to read (send queue full), 4408 idle (no frame or
 /// pong for the idle timeout), 4410 room closed. Reconnect with `since=<last seq>` to resume.
 #[utoipa::path(get, path = "/connect", tag = "chat", params(ConnectQuery), security(("bearer" = [])),
     responses((status = 101, description = "switching to the WebSocket protocol"),

@@ -22,9 +22,9 @@
 //! anything at or below `last` is dropped, so replay and live delivery meet with no gap
 //! and no duplicate even while messages arrive during the replay.
 //!
-//! Close codes: 1000 normal, 1001 server stopping, 1002 protocol error, 1008 too many
-//! bad or rate-limited frames, 1009 frame too large, 1011 database unavailable,
-//! 4008 too slow, 4408 idle timeout, 4410 room closed.
+//! Close codes: 1000 normal, 1001 server stopping, 1002 protocol error, 1007 text frame
+//! not UTF-8, 1008 too many bad or rate-limited frames, 1009 frame too large, 1011
+//! database unavailable, 4008 too slow, 4408 idle timeout, 4410 room closed.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -61,6 +61,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_INVALID_DATA: u16 = 1007;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_INTERNAL: u16 = 1011;
@@ -191,6 +192,17 @@ async fn writer(
     .await;
 }
 
+/// The close code for a frame the codec refused (RFC 6455 §7.4.1): too large → 1009,
+/// a text frame that is not UTF-8 → 1007, anything else → 1002.
+fn close_for_read_error(e: axum::Error) -> (u16, &'static str) {
+    use tungstenite::Error;
+    match e.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(Error::Capacity(_)) => (CLOSE_TOO_BIG, "frame too large (max 16 KiB)"),
+        Ok(Error::Utf8(_)) => (CLOSE_INVALID_DATA, "text frame is not valid UTF-8"),
+        _ => (CLOSE_PROTOCOL, "protocol error"),
+    }
+}
+
 /// A token bucket.
 struct Bucket {
     tokens: f64,
@@ -284,13 +296,9 @@ async fn read_frames(
             Err(_) => return ctl.close(CLOSE_IDLE, "idle timeout", true),
             Ok(None) => return ctl.close(CLOSE_NORMAL, "", false),
             Ok(Some(Err(e))) => {
-                let text = e.to_string();
-                tracing::debug!(error = %text, "WebSocket read failed");
-                return if text.contains("too long") || text.contains("limit") {
-                    ctl.close(CLOSE_TOO_BIG, "frame too large (max 16 KiB)", false)
-                } else {
-                    ctl.close(CLOSE_PROTOCOL, "protocol error", false)
-                };
+                tracing::debug!(error = %e, "WebSocket read failed");
+                let (code, reason) = close_for_read_error(e);
+                return ctl.close(code, reason, false);
             }
             Ok(Some(Ok(m))) => m,
         };

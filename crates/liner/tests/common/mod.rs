@@ -14,6 +14,8 @@ pub use liner_shared::testkit::{Backend, fresh_database};
 pub struct TestApp {
     pub base: String,
     pub gateway: SocketAddr,
+    /// The gateway's admin listener (`/metrics`).
+    pub admin: SocketAddr,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
     /// The review service's database, for tests that must set up what the API cannot
@@ -39,6 +41,7 @@ impl TestApp {
         Self {
             base: format!("http://{gateway}/api/users-reviews"),
             gateway,
+            admin: system.admin,
             data_dir,
             http: reqwest::Client::new(),
             review_database_url,
