@@ -144,7 +144,7 @@ impl Settings {
             admin_users: self.admin_users.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect(),
             send_queue: self.send_queue as usize,
             rate_per_sec: f64::from(self.rate_per_sec),
-            rate_burst: f64::from(self.rate_burst),
+            rate_burst: self.rate_burst,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             ping_interval: Duration::from_secs(self.ping_interval_secs),
             max_frame_bytes: MAX_FRAME_BYTES,

@@ -25,7 +25,7 @@ pub struct ChatConfig {
     /// Messages per second a connection may send (sustained) …
     pub rate_per_sec: f64,
     /// … and in a burst.
-    pub rate_burst: f64,
+    pub rate_burst: u32,
     pub idle_timeout: Duration,
     pub ping_interval: Duration,
     /// Largest WebSocket frame / message accepted from a client, in bytes.

@@ -6,7 +6,7 @@
 //! one try on one instance ended with), `upstreams` (route table, static fallback
 //! list), `balance` (per-service endpoint snapshots fed by discovery; power of two
 //! choices), `breaker` (passive ejection), `health` (active `/readyz` checks), `limits`
-//! (rate limits, in-flight cap, retry budget), `auth` (edge JWT check) and `tunnel`
+//! (retry budget; the rate limits are `liner_shared::rate`), `auth` (edge JWT check) and `tunnel`
 //! (WebSocket splicing).
 //!
 //! Two listeners: the public one (the API, the web client, `/healthz` and `/readyz`
@@ -38,13 +38,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use liner_shared::http::REQUEST_ID;
+use liner_shared::rate::KeyedLimit;
 use liner_shared::server::{Bound, ConnectionLimits};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::balance::Pool;
 use crate::breaker::BreakerConfig;
-use crate::limits::{InFlight, RateLimiter, RetryBudget};
+use crate::limits::RetryBudget;
 use crate::upstreams::{ROUTES, RouteTimeout, StaticRoute};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -313,9 +314,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         timeouts,
         default_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
         auth,
-        ip_limit: RateLimiter::new(settings.rate_limit_ip, settings.rate_burst_ip),
-        user_limit: RateLimiter::new(settings.rate_limit_user, settings.rate_burst_user),
-        in_flight: InFlight::new(settings.max_in_flight),
+        ip_limit: KeyedLimit::new(f64::from(settings.rate_limit_ip), settings.rate_burst_ip),
+        user_limit: KeyedLimit::new(f64::from(settings.rate_limit_user), settings.rate_burst_user),
+        in_flight: tokio::sync::Semaphore::new(settings.max_in_flight.max(1)),
         retry_budget: RetryBudget::new(0.2, 10.0),
         max_request_bytes: settings.max_request_bytes,
         body_timeout: Duration::from_millis(settings.body_timeout_ms),

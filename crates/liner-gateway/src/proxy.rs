@@ -32,7 +32,7 @@
 //! (tower's `p2c` balances over a `Discover` stream of services and has no breaker).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,13 +50,14 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use liner_shared::ApiError;
 use liner_shared::http::{HandleCache, REQUEST_ID, method_label};
+use liner_shared::rate::KeyedLimit;
 use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
 use crate::attempt::{Outcome, RetryReason};
 use crate::auth::{EdgeAuth, needs_token};
 use crate::balance::Pool;
-use crate::limits::{InFlight, RateLimiter, RetryBudget, retry_after_secs};
+use crate::limits::{RetryBudget, retry_after_secs};
 use crate::upstreams::service_for;
 
 /// The header on every answer the gateway makes up itself.
@@ -69,9 +70,10 @@ pub struct Proxy {
     pub timeouts: HashMap<&'static str, Duration>,
     pub default_timeout: Duration,
     pub auth: Option<Arc<EdgeAuth>>,
-    pub ip_limit: Option<RateLimiter>,
-    pub user_limit: Option<RateLimiter>,
-    pub in_flight: InFlight,
+    pub ip_limit: Option<KeyedLimit<IpAddr>>,
+    pub user_limit: Option<KeyedLimit<String>>,
+    /// Requests on their way to an upstream; none free → 503.
+    pub in_flight: tokio::sync::Semaphore,
     pub retry_budget: RetryBudget,
     pub max_request_bytes: usize,
     /// Longest pause while reading a request body (408 past it).
@@ -257,7 +259,7 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         self.authenticate(&parts, upgrade).await?;
         let body = if upgrade { Bytes::new() } else { self.read_body(&parts, body).await? };
-        let Some(_slot) = self.in_flight.try_acquire() else {
+        let Ok(_slot) = self.in_flight.try_acquire() else {
             metrics::counter!("gateway_shed_total").increment(1);
             return Err(unavailable("the gateway is overloaded; retry shortly"));
         };
@@ -274,7 +276,7 @@ impl Proxy {
     /// Admission: the rate limit per client address (429 + `Retry-After`).
     fn admit(&self, peer: SocketAddr) -> Result<(), ApiError> {
         if let Some(limit) = &self.ip_limit
-            && let Err(wait) = limit.check(&peer.ip().to_string())
+            && let Err(wait) = limit.check(&peer.ip())
         {
             return Err(ApiError::too_many("too many requests from this address", retry_after_secs(wait)));
         }

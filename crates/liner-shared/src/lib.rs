@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod openapi;
+pub mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -52,7 +52,7 @@ const FILL_PAGE: i64 = 500;
 /// A replaying member that does not take a frame for this long is dropped as too slow.
 pub const FILL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bad or rate-limited frames tolerated in a burst …
-const MAX_STRIKES: f64 = 10.0;
+const MAX_STRIKES: u32 = 10;
 /// … and forgiven per second.
 const STRIKES_FORGIVEN_PER_SEC: f64 = 0.2;
 /// How long closing may take (flushing queued frames and the close frame).
@@ -203,31 +203,6 @@ fn close_for_read_error(e: axum::Error) -> (u16, &'static str) {
     }
 }
 
-/// A token bucket.
-struct Bucket {
-    tokens: f64,
-    capacity: f64,
-    per_sec: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn new(capacity: f64, per_sec: f64) -> Self {
-        Self { tokens: capacity, capacity, per_sec, at: Instant::now() }
-    }
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec).min(self.capacity);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Queues a live frame without waiting; a full queue means the member is too slow.
 fn push(tx: &mpsc::Sender<Message>, ctl: &Ctl, frame: Utf8Bytes) -> bool {
     match tx.try_send(Message::Text(frame)) {
@@ -285,8 +260,9 @@ async fn read_frames(
     state: &AppState,
     conn: &Conn,
 ) {
-    let mut rate = Bucket::new(state.chat.rate_burst.max(1.0), state.chat.rate_per_sec);
-    let mut strikes = Bucket::new(MAX_STRIKES, STRIKES_FORGIVEN_PER_SEC);
+    // No rate configured (0) means no limit; strikes always have one.
+    let rate = liner_shared::rate::direct(state.chat.rate_per_sec, state.chat.rate_burst);
+    let strikes = liner_shared::rate::direct(STRIKES_FORGIVEN_PER_SEC, MAX_STRIKES);
     loop {
         let next = tokio::select! {
             _ = ctl.token.cancelled() => return,
@@ -303,7 +279,7 @@ async fn read_frames(
             Ok(Some(Ok(m))) => m,
         };
         let refusal = match msg {
-            Message::Text(_) | Message::Binary(_) if !rate.take() => {
+            Message::Text(_) | Message::Binary(_) if rate.as_ref().is_some_and(|r| r.check().is_err()) => {
                 Some((Refusal::new("rate_limited", "too many messages; slow down", None), true))
             }
             Message::Text(text) => handle_text(text.as_str(), &tx, ctl, state, conn).await,
@@ -320,7 +296,7 @@ async fn read_frames(
             if !push(&tx, ctl, ServerFrame::from(refusal).to_text()) {
                 return;
             }
-            if strike && !strikes.take() {
+            if strike && strikes.as_ref().is_some_and(|s| s.check().is_err()) {
                 return ctl.close(CLOSE_POLICY, "too many bad or rate-limited frames", true);
             }
         }
