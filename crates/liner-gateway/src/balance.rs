@@ -138,12 +138,6 @@ impl Endpoint {
                 }
                 State::HalfOpen => {}
             }
-            let value = match state {
-                State::Closed => 0.0,
-                State::HalfOpen => 1.0,
-                State::Open => 2.0,
-            };
-            metrics::gauge!("gateway_upstream_breaker_state", "service" => self.service, "upstream" => self.address.clone()).set(value);
         }
     }
 }
@@ -224,7 +218,6 @@ impl Pool {
         let after: Vec<&str> = next.iter().map(|e| e.address.as_str()).collect();
         if before != after {
             tracing::info!(service = self.service, instances = ?after, "upstream set changed");
-            metrics::gauge!("gateway_upstream_instances", "service" => self.service).set(after.len() as f64);
         }
         self.endpoints.store(Arc::new(next));
     }
@@ -278,6 +271,39 @@ fn random_index(n: usize) -> usize {
     (z % n as u64) as usize
 }
 
+/// The live state of every instance as Prometheus gauges, written at scrape time:
+/// `gateway_upstream_instances{service}`, and per instance `gateway_upstream_ready`,
+/// `gateway_upstream_breaker_state` (0 closed, 1 half-open, 2 open) and
+/// `gateway_upstream_in_flight`. An instance that left the pool leaves these series.
+pub fn render_pools(pools: &[Arc<Pool>], out: &mut String) {
+    use liner_shared::http::label_value;
+    use std::fmt::Write;
+    let snapshots: Vec<_> = pools.iter().map(|p| (p.service, p.endpoints())).collect();
+    let _ = writeln!(out, "# TYPE gateway_upstream_instances gauge");
+    for (service, endpoints) in &snapshots {
+        let _ = writeln!(out, "gateway_upstream_instances{{service=\"{service}\"}} {}", endpoints.len());
+    }
+    type Gauge = (&'static str, fn(&Endpoint) -> f64);
+    let per_endpoint: [Gauge; 3] = [
+        ("gateway_upstream_ready", |e| if e.is_ready() { 1.0 } else { 0.0 }),
+        ("gateway_upstream_breaker_state", |e| match e.breaker.state() {
+            State::Closed => 0.0,
+            State::HalfOpen => 1.0,
+            State::Open => 2.0,
+        }),
+        ("gateway_upstream_in_flight", |e| e.in_flight() as f64),
+    ];
+    for (name, value) in per_endpoint {
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (service, endpoints) in &snapshots {
+            for e in endpoints.iter() {
+                let upstream = label_value(&e.address);
+                let _ = writeln!(out, "{name}{{service=\"{service}\",upstream=\"{upstream}\"}} {}", value(e));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +344,20 @@ mod tests {
             assert_eq!(p.pick(&[]).unwrap().endpoint.address, "c:1");
         }
         assert!(p.pick(std::slice::from_ref(&eps[2])).is_none());
+    }
+
+    #[test]
+    fn gauges_follow_the_live_pool() {
+        let p = Arc::new(pool(&["http://a:1", "http://b:1"]));
+        p.endpoints()[1].record(Admission::Normal, Outcome::ConnectFailed);
+        let mut text = String::new();
+        render_pools(std::slice::from_ref(&p), &mut text);
+        assert!(text.contains("gateway_upstream_instances{service=\"review\"} 2"), "{text}");
+        assert!(text.contains("gateway_upstream_breaker_state{service=\"review\",upstream=\"b:1\"} 2"), "{text}");
+        p.set_discovered(vec!["http://a:1".into()]);
+        let mut text = String::new();
+        render_pools(std::slice::from_ref(&p), &mut text);
+        assert!(!text.contains("b:1"), "an instance that left has no series: {text}");
     }
 
     #[test]

@@ -43,8 +43,6 @@ pub async fn check_until(
                         tracing::warn!(service = endpoint.service, upstream = %endpoint.address, "active check fails: instance out of rotation");
                     }
                 }
-                metrics::gauge!("gateway_upstream_ready", "service" => endpoint.service, "upstream" => endpoint.address.clone())
-                    .set(if ready { 1.0 } else { 0.0 });
             });
         }
         tokio::select! {

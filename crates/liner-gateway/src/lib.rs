@@ -343,7 +343,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let bound = Bound::bind(settings.listen, "gateway").await?;
     let admin = match settings.admin_listen {
         Some(addr) => {
-            let router = liner_shared::http::ops_router(ready).merge(liner_shared::http::metrics_router());
+            let pools = all.clone();
+            let collector: liner_shared::http::MetricsCollector =
+                Arc::new(move |out: &mut String| balance::render_pools(&pools, out));
+            let router =
+                liner_shared::http::ops_router(ready).merge(liner_shared::http::metrics_router_with(Some(collector)));
             Some((Bound::bind(addr, "gateway admin").await?, router))
         }
         None => None,

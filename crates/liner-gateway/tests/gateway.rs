@@ -43,6 +43,14 @@ async fn discovered_instances_share_the_load_and_a_dead_one_leaves_the_pool() {
     // Out of rotation fast (breaker / active check), out of the set after the lease TTL.
     eventually("dead instance not eligible", async || !gw.view.eligible("forum").contains(&dead)).await;
     eventually("dead instance leaves the pool", async || !gw.view.instances("forum").contains(&dead)).await;
+    let dead_label = format!("upstream=\"{}\"", dead.trim_start_matches("http://"));
+    let gauges = gw.metrics().await;
+    assert!(
+        !gauges.lines().any(|l| l.starts_with("gateway_upstream_ready") && l.contains(&dead_label)),
+        "an instance that left the pool has no gauges: {gauges}"
+    );
+    let live = format!("gateway_upstream_ready{{service=\"forum\",upstream=\"{}\"}} 1", b.addr);
+    assert!(gauges.contains(&live), "the live one has: {gauges}");
 
     keep_b.cancel();
     let _ = reg_b.await;

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -31,6 +32,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// How often histogram samples are folded into their buckets.
 const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Counters and histograms not updated for this long leave the scrape.
+const METRICS_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The process-wide Prometheus recorder (one per process, even when `liner up` runs
 /// every service in it; series carry a `service` label).
@@ -44,7 +47,11 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
-                .unwrap_or_else(|_| PrometheusBuilder::new());
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                // Counters and histograms nobody updated for this long are dropped (a
+                // route, or an upstream instance that left, stops being a series).
+                // Gauges are kept: their last value is the point.
+                .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM, Some(METRICS_IDLE_TIMEOUT));
             let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
                 // Another recorder is already installed: render from a detached one.
@@ -87,8 +94,34 @@ pub fn ops_router(ready: ReadyCheck) -> Router {
 
 /// `GET /metrics` (Prometheus text) for the process: on an internal listener only.
 pub fn metrics_router() -> Router {
+    metrics_router_with(None)
+}
+
+/// Writes more Prometheus text at scrape time, from live state: series of things that
+/// are gone (an upstream instance that left the pool) disappear with them.
+pub type MetricsCollector = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// `GET /metrics` with the recorder's series followed by `collector`'s.
+pub fn metrics_router_with(collector: Option<MetricsCollector>) -> Router {
     let handle = metrics_handle();
-    Router::new().route("/metrics", get(move || std::future::ready(handle.render())))
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let mut text = handle.render();
+            if let Some(collect) = &collector {
+                collect(&mut text);
+            }
+            std::future::ready(text)
+        }),
+    )
+}
+
+/// A label value in Prometheus' text format: backslash, quote and newline escaped.
+pub fn label_value(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    std::borrow::Cow::Owned(value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
 }
 
 /// Wraps a service router with the shared layers: request id set and propagated, a
