@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::discovery_client::DiscoveryClient;
@@ -96,6 +98,37 @@ fn channel(url: &str, call_timeout: Option<Duration>) -> anyhow::Result<Channel>
     Ok(endpoint.connect_lazy())
 }
 
+/// The registry's shared secret as every call carries it (`authorization: Bearer …`);
+/// `Credential::none()` for a registry that asks for none.
+#[derive(Clone, Default)]
+pub struct Credential(Option<AsciiMetadataValue>);
+
+impl Credential {
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// From the resolved token (`DiscoveryToken::resolve`).
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        token
+            .map(|t| format!("Bearer {t}").parse::<AsciiMetadataValue>())
+            .transpose()
+            .map(Self)
+            .map_err(|_| anyhow::anyhow!("the discovery token must be printable ASCII"))
+    }
+}
+
+impl tonic::service::Interceptor for Credential {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Client = DiscoveryClient<InterceptedService<Channel, Credential>>;
+
 fn backoff(failures: u32, cap: Duration) -> Duration {
     let exp = FIRST_BACKOFF.saturating_mul(1u32 << failures.min(10));
     exp.min(cap).max(FIRST_BACKOFF)
@@ -109,7 +142,9 @@ pub fn registrar_for(
     bound: std::net::SocketAddr,
 ) -> anyhow::Result<Option<Registrar>> {
     let address = advertise_address(bound, args.advertise_host.as_deref());
-    args.discovery.as_deref().map(|url| Registrar::new(url, Registration::new(service, address))).transpose()
+    let Some(url) = args.discovery.as_deref() else { return Ok(None) };
+    let credential = Credential::new(args.discovery_token.resolve()?.as_deref())?;
+    Ok(Some(Registrar::new(url, Registration::new(service, address))?.with_credential(credential)))
 }
 
 /// Runs `serve` while registered (when there is a registrar) and, once `token` is
@@ -129,15 +164,23 @@ pub async fn serve_registered(
 
 /// Keeps one instance registered until cancelled.
 pub struct Registrar {
-    client: DiscoveryClient<Channel>,
+    channel: Channel,
+    client: Client,
     registration: Registration,
 }
 
 impl Registrar {
     /// Checks the URL; no connection is made yet.
     pub fn new(discovery_url: &str, registration: Registration) -> anyhow::Result<Self> {
-        let client = DiscoveryClient::new(channel(discovery_url, Some(Duration::from_secs(3)))?);
-        Ok(Self { client, registration })
+        let channel = channel(discovery_url, Some(Duration::from_secs(3)))?;
+        let client = DiscoveryClient::with_interceptor(channel.clone(), Credential::none());
+        Ok(Self { channel, client, registration })
+    }
+
+    /// Sends `credential` with every call.
+    pub fn with_credential(mut self, credential: Credential) -> Self {
+        self.client = DiscoveryClient::with_interceptor(self.channel.clone(), credential);
+        self
     }
 
     /// Registers, heartbeats and, once `token` is cancelled, deregisters.
@@ -175,7 +218,9 @@ impl Registrar {
                     if status.code() == tonic::Code::NotFound {
                         lease = None;
                     }
-                    if failures == 0 {
+                    if status.code() == tonic::Code::Unauthenticated {
+                        tracing::error!(service = %reg.service, "the registry refused this service's discovery token (LINER_DISCOVERY_TOKEN); retrying");
+                    } else if failures == 0 {
                         tracing::warn!(service = %reg.service, error = %status.message(), "discovery unreachable; retrying with back-off");
                     }
                     failures = failures.saturating_add(1);
@@ -220,8 +265,13 @@ pub async fn register_forever(
 pub type Watched = watch::Receiver<Option<Arc<Vec<Instance>>>>;
 
 /// Watches `service` until `token` is cancelled (see the module doc for the rules).
-pub fn watch_service(discovery_url: &str, service: &str, token: CancellationToken) -> anyhow::Result<Watched> {
-    let mut client = DiscoveryClient::new(channel(discovery_url, None)?);
+pub fn watch_service(
+    discovery_url: &str,
+    credential: Credential,
+    service: &str,
+    token: CancellationToken,
+) -> anyhow::Result<Watched> {
+    let mut client = DiscoveryClient::with_interceptor(channel(discovery_url, None)?, credential);
     let (tx, rx) = watch::channel(None);
     let service = service.to_owned();
     tokio::spawn(async move {

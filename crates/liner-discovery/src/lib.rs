@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::proto::discovery_server::DiscoveryServer;
 use crate::registry::Registry;
-use crate::service::DiscoveryService;
+use crate::service::{Access, DiscoveryService};
+use liner_shared::config::DiscoveryToken;
 
 /// Everything the registry is configured by.
 #[derive(clap::Args, Debug, Clone)]
@@ -48,11 +49,18 @@ pub struct Settings {
     /// restarted registry calls its state incomplete.
     #[arg(long, env = "LINER_DISCOVERY_TTL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub default_ttl_secs: u64,
+    /// The shared secret every call must carry (unset: an open registry, for one machine).
+    #[command(flatten)]
+    pub token: DiscoveryToken,
+    /// Let List and Watch through without the token (Register, Heartbeat and Deregister
+    /// still need it).
+    #[arg(long, env = "LINER_DISCOVERY_OPEN_READS", default_value_t = false)]
+    pub open_reads: bool,
 }
 
 impl Settings {
     pub fn new(listen: SocketAddr) -> Self {
-        Self { listen, default_ttl_secs: 10 }
+        Self { listen, default_ttl_secs: 10, token: DiscoveryToken::default(), open_reads: false }
     }
 }
 
@@ -60,6 +68,7 @@ impl Settings {
 pub struct Running {
     bound: Bound,
     registry: Arc<Registry>,
+    access: Access,
 }
 
 impl Running {
@@ -84,7 +93,7 @@ impl Running {
         };
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
-        let discovery = DiscoveryServer::new(DiscoveryService::new(self.registry.clone(), token.clone()));
+        let discovery = DiscoveryServer::new(DiscoveryService::new(self.registry.clone(), token.clone(), self.access));
         let grpc = tonic::service::Routes::new(discovery)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -102,7 +111,12 @@ impl Running {
 
 /// Binds the listener; nothing is served until [`Running::run_until`].
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let token = settings.token.resolve()?;
+    if token.is_none() {
+        tracing::warn!("discovery runs without a token: any process that reaches it can register");
+    }
+    let access = Access::new(token.as_deref(), settings.open_reads);
     let registry = Arc::new(Registry::new(Duration::from_secs(settings.default_ttl_secs)));
     let bound = Bound::bind(settings.listen, "discovery").await?;
-    Ok(Running { bound, registry })
+    Ok(Running { bound, registry, access })
 }

@@ -23,11 +23,42 @@ use crate::registry::Registry;
 pub struct DiscoveryService {
     registry: Arc<Registry>,
     shutdown: CancellationToken,
+    access: Access,
 }
 
 impl DiscoveryService {
-    pub fn new(registry: Arc<Registry>, shutdown: CancellationToken) -> Self {
-        Self { registry, shutdown }
+    pub fn new(registry: Arc<Registry>, shutdown: CancellationToken, access: Access) -> Self {
+        Self { registry, shutdown, access }
+    }
+}
+
+/// Who may call: with a token, only callers that present it (`authorization: Bearer
+/// <token>`, compared in constant time) may register, heartbeat or deregister, and, unless
+/// reads are open, list or watch. Without one the registry is open (a development setup
+/// on one machine); `liner up` always makes one.
+#[derive(Clone, Default)]
+pub struct Access {
+    expected: Option<Arc<[u8]>>,
+    open_reads: bool,
+}
+
+impl Access {
+    pub fn new(token: Option<&str>, open_reads: bool) -> Self {
+        Self { expected: token.map(|t| Arc::from(format!("Bearer {t}").into_bytes())), open_reads }
+    }
+
+    fn check<T>(&self, req: &Request<T>, read: bool) -> Result<(), Status> {
+        let Some(expected) = &self.expected else { return Ok(()) };
+        if read && self.open_reads {
+            return Ok(());
+        }
+        let given = req.metadata().get("authorization").map(|v| v.as_bytes()).unwrap_or_default();
+        if bool::from(subtle::ConstantTimeEq::ct_eq(given, &expected[..])) {
+            Ok(())
+        } else {
+            metrics::counter!("discovery_unauthenticated_total").increment(1);
+            Err(Status::unauthenticated("a valid discovery token is required"))
+        }
     }
 }
 
@@ -38,11 +69,13 @@ fn secs(d: std::time::Duration) -> u32 {
 #[tonic::async_trait]
 impl Discovery for DiscoveryService {
     async fn register(&self, req: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+        self.access.check(&req, false)?;
         let (lease_id, ttl) = self.registry.register(req.into_inner())?;
         Ok(Response::new(RegisterResponse { lease_id, ttl_seconds: secs(ttl) }))
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        self.access.check(&req, false)?;
         let req = req.into_inner();
         let renewed = self.registry.heartbeat(&req.lease_id, req.registration)?;
         Ok(Response::new(HeartbeatResponse {
@@ -53,11 +86,13 @@ impl Discovery for DiscoveryService {
     }
 
     async fn deregister(&self, req: Request<DeregisterRequest>) -> Result<Response<DeregisterResponse>, Status> {
+        self.access.check(&req, false)?;
         let removed = self.registry.deregister(&req.into_inner().lease_id);
         Ok(Response::new(DeregisterResponse { removed }))
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        self.access.check(&req, true)?;
         let service = req.into_inner().service;
         Ok(Response::new(ListResponse { instances: self.registry.list(&service), complete: self.registry.complete() }))
     }
@@ -65,6 +100,7 @@ impl Discovery for DiscoveryService {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send + 'static>>;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        self.access.check(&req, true)?;
         let service = req.into_inner().service;
         if service.is_empty() || service.len() > 64 {
             return Err(Status::invalid_argument("service: 1-64 characters"));

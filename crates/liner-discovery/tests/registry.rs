@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use liner_discovery::client::{Registrar, Registration, watch_service};
+use liner_discovery::client::{Credential, Registrar, Registration, watch_service};
 use liner_discovery::proto::discovery_client::DiscoveryClient;
 use liner_discovery::proto::{
     DeregisterRequest, HeartbeatRequest, Instance, ListRequest, RegisterRequest, WatchRequest, WatchResponse,
@@ -27,6 +27,10 @@ impl Registry {
     async fn start_at(addr: SocketAddr, ttl_secs: u64) -> Self {
         let mut settings = liner_discovery::Settings::new(addr);
         settings.default_ttl_secs = ttl_secs;
+        Self::start_with(settings).await
+    }
+
+    async fn start_with(settings: liner_discovery::Settings) -> Self {
         // The port of a registry that just stopped may take a moment to free up.
         let mut tries = 0;
         let running = loop {
@@ -273,7 +277,7 @@ async fn state_is_rebuilt_after_a_registry_restart() {
         let registration = Registration::new("review", format!("127.0.0.1:{port}")).with_ttl(Duration::from_secs(2));
         tokio::spawn(Registrar::new(&url, registration).unwrap().run(token.clone()));
     }
-    let mut watched = watch_service(&url, "review", token.clone()).unwrap();
+    let mut watched = watch_service(&url, Credential::none(), "review", token.clone()).unwrap();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while watched.borrow().as_ref().is_none_or(|set| set.len() < 2) {
         tokio::time::timeout_at(deadline, watched.changed()).await.expect("both registered").unwrap();
@@ -306,7 +310,7 @@ async fn watcher_sees_an_expired_instance_leave_after_the_registry_is_complete()
     let registry = Registry::start_at(([127, 0, 0, 1], 0).into(), 1).await;
     let url = registry.url();
     let token = CancellationToken::new();
-    let mut watched = watch_service(&url, "forum", token.clone()).unwrap();
+    let mut watched = watch_service(&url, Credential::none(), "forum", token.clone()).unwrap();
     let mut client = registry.client().await;
     client
         .register(RegisterRequest { instance: Some(instance("forum", "lonely", 6001)), ttl_seconds: 1 })
@@ -410,4 +414,99 @@ async fn reflection_lists_the_services() {
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
     drop(answers);
     registry.stop().await;
+}
+
+const SECRET: &str = "a-test-secret-0123456789";
+
+/// A request carrying `authorization: Bearer <token>` when a token is given.
+fn req<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    match token {
+        Some(t) => with_token(message, t),
+        None => tonic::Request::new(message),
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
+    req
+}
+
+#[tokio::test]
+async fn a_registry_with_a_token_refuses_every_call_without_it_and_changes_nothing() {
+    let mut settings = liner_discovery::Settings::new(([127, 0, 0, 1], 0).into());
+    settings.token = liner_shared::config::DiscoveryToken::given(SECRET);
+    let registry = Registry::start_with(settings).await;
+    let mut client = registry.client().await;
+    let fake = || RegisterRequest { instance: Some(instance("review", "fake", 9)), ttl_seconds: 10 };
+
+    // No token, a wrong one, and a truncated one: UNAUTHENTICATED, whatever the call.
+    for token in [None, Some("a-wrong-secret-0123456789"), Some(&SECRET[..SECRET.len() - 1])] {
+        let refused = |r: Result<_, tonic::Status>| r.expect_err("refused").code();
+        assert_eq!(refused(client.register(req(fake(), token)).await.map(|_| ())), tonic::Code::Unauthenticated);
+        let beat = HeartbeatRequest { lease_id: "x".into(), registration: Some(fake()) };
+        assert_eq!(refused(client.heartbeat(req(beat, token)).await.map(|_| ())), tonic::Code::Unauthenticated);
+        let bye = DeregisterRequest { lease_id: "x".into() };
+        assert_eq!(refused(client.deregister(req(bye, token)).await.map(|_| ())), tonic::Code::Unauthenticated);
+        let list = ListRequest { service: "review".into() };
+        assert_eq!(refused(client.list(req(list, token)).await.map(|_| ())), tonic::Code::Unauthenticated);
+        let watch = WatchRequest { service: "review".into() };
+        assert_eq!(refused(client.watch(req(watch, token)).await.map(|_| ())), tonic::Code::Unauthenticated);
+    }
+
+    // Nothing was registered by the refused calls; a registrar with the token is.
+    let listed = client.list(with_token(ListRequest { service: "review".into() }, SECRET)).await.expect("list");
+    assert!(listed.into_inner().instances.is_empty(), "a refused register changed nothing");
+    let stop = CancellationToken::new();
+    let credential = Credential::new(Some(SECRET)).expect("credential");
+    let registrar = Registrar::new(&registry.url(), Registration::new("review", "127.0.0.1:9100"))
+        .expect("registrar")
+        .with_credential(credential.clone());
+    let task = tokio::spawn(registrar.run(stop.clone()));
+    let mut watched = watch_service(&registry.url(), credential, "review", stop.clone()).expect("watch");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let seen =
+            watched.borrow_and_update().as_ref().is_some_and(|set| set.iter().any(|i| i.address == "127.0.0.1:9100"));
+        if seen {
+            break;
+        }
+        tokio::time::timeout_at(deadline, watched.changed()).await.expect("registered in time").expect("watching");
+    }
+    stop.cancel();
+    let _ = task.await;
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn open_reads_let_list_through_but_not_register() {
+    let mut settings = liner_discovery::Settings::new(([127, 0, 0, 1], 0).into());
+    settings.token = liner_shared::config::DiscoveryToken::given(SECRET);
+    settings.open_reads = true;
+    let registry = Registry::start_with(settings).await;
+    let mut client = registry.client().await;
+    client.list(ListRequest { service: "review".into() }).await.expect("an open read");
+    let refused = client
+        .register(RegisterRequest { instance: Some(instance("review", "fake", 9)), ttl_seconds: 10 })
+        .await
+        .expect_err("a write still needs the token");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    registry.stop().await;
+}
+
+#[test]
+fn a_short_or_unreadable_token_is_a_configuration_error() {
+    use liner_shared::config::DiscoveryToken;
+    assert!(DiscoveryToken::given("short").resolve().is_err());
+    let missing = DiscoveryToken { token: None, token_file: Some("/nonexistent/liner-token".into()) };
+    assert!(missing.resolve().is_err());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{SECRET}\n")).expect("write");
+    let from_file = DiscoveryToken { token: None, token_file: Some(file) };
+    assert_eq!(from_file.resolve().expect("resolves").as_deref(), Some(SECRET), "trimmed");
+    assert_eq!(DiscoveryToken::default().resolve().expect("none"), None);
+    let generated = DiscoveryToken::generate().expect("generated").resolve().expect("valid").expect("some");
+    assert_eq!(generated.len(), 32);
 }

@@ -59,6 +59,8 @@ pub struct Settings {
     /// Registry to watch for instances, `http://HOST:PORT`.
     #[arg(long, env = "LINER_DISCOVERY")]
     pub discovery: Option<String>,
+    #[command(flatten)]
+    pub discovery_token: liner_shared::config::DiscoveryToken,
     /// Static upstream, `SERVICE=http://HOST:PORT` (repeatable; SERVICE is `review`,
     /// `forum` or `catalog`); used for a service while discovery knows no instance of it.
     #[arg(long = "upstream", env = "LINER_UPSTREAMS", value_delimiter = ',')]
@@ -132,6 +134,7 @@ impl Settings {
             listen,
             admin_listen: None,
             discovery: None,
+            discovery_token: Default::default(),
             upstreams,
             upstream_timeout_secs: 30,
             route_timeouts: Vec::new(),
@@ -271,8 +274,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         pools.insert(*service, Arc::new(Pool::new(service, statics, breaker)));
     }
     if let Some(url) = &settings.discovery {
+        let credential = liner_discovery::client::Credential::new(settings.discovery_token.resolve()?.as_deref())?;
         for (service, pool) in &pools {
-            let mut watched = liner_discovery::client::watch_service(url, service, background.child_token())?;
+            let mut watched =
+                liner_discovery::client::watch_service(url, credential.clone(), service, background.child_token())?;
             let pool = pool.clone();
             tokio::spawn(async move {
                 while watched.changed().await.is_ok() {

@@ -87,6 +87,56 @@ pub struct ServiceArgs {
     /// Host the gateway reaches this instance at [default: the bound IP; loopback if 0.0.0.0].
     #[arg(long, env = "LINER_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
+    #[command(flatten)]
+    pub discovery_token: DiscoveryToken,
+}
+
+/// The registry's shared secret: a registry given one refuses every call without it, and
+/// every service sends it. From `LINER_DISCOVERY_TOKEN`, or a file (a mounted secret);
+/// never written in a config file of the repository.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DiscoveryToken {
+    /// The secret itself (prefer the environment variable or a file to the command line).
+    #[arg(long = "discovery-token", env = "LINER_DISCOVERY_TOKEN", hide = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the registry's shared secret.
+    #[arg(long = "discovery-token-file", env = "LINER_DISCOVERY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl DiscoveryToken {
+    /// Shortest secret accepted: a guessable one would be no boundary.
+    pub const MIN_LEN: usize = 16;
+
+    /// A token given in code (`liner up` makes one per run).
+    pub fn given(token: impl Into<String>) -> Self {
+        Self { token: Some(token.into()), token_file: None }
+    }
+
+    /// The secret, if one is configured; an unreadable file or a short secret is an error.
+    pub fn resolve(&self) -> anyhow::Result<Option<String>> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => token.trim().to_owned(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read the discovery token file {}: {e}", file.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        anyhow::ensure!(
+            token.len() >= Self::MIN_LEN && token.bytes().all(|b| b.is_ascii_graphic()),
+            "the discovery token must be at least {} printable characters",
+            Self::MIN_LEN
+        );
+        Ok(Some(token))
+    }
+
+    /// A new random secret (32 hex digits).
+    pub fn generate() -> anyhow::Result<Self> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a discovery token: {e}"))?;
+        Ok(Self::given(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    }
 }
 
 impl ServiceArgs {
@@ -100,6 +150,7 @@ impl ServiceArgs {
             db_max_connections: Self::DEFAULT_DB_MAX_CONNECTIONS,
             discovery: None,
             advertise_host: None,
+            discovery_token: DiscoveryToken::default(),
         }
     }
 

@@ -79,17 +79,24 @@ impl System {
     /// Binds every service (nothing is served until all of them bound).
     pub async fn start(settings: UpSettings, token: CancellationToken) -> anyhow::Result<Self> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let discovery = liner_discovery::build(liner_discovery::Settings::new(settings.discovery_listen)).await?;
+        // One registry secret per run: nothing else on this machine can register a
+        // service (and so receive passwords, or have its signing key trusted).
+        let secret = liner_shared::config::DiscoveryToken::generate()?;
+        let mut discovery_settings = liner_discovery::Settings::new(settings.discovery_listen);
+        discovery_settings.token = secret.clone();
+        let discovery = liner_discovery::build(discovery_settings).await?;
         let discovery_addr = discovery.addr();
         let discovery_url = discovery.url();
 
         let mut review_settings = liner_review::Settings::new(loopback, settings.data_dir.clone());
         review_settings.service.database_url = settings.review_database_url.clone();
         review_settings.service.discovery = Some(discovery_url.clone());
+        review_settings.service.discovery_token = secret.clone();
         let review = liner_review::build(review_settings).await?;
         let review_addr = review.addr();
 
         let mut gateway_settings = liner_gateway::Settings::new(settings.listen, vec![]).with_discovery(&discovery_url);
+        gateway_settings.discovery_token = secret.clone();
         gateway_settings.rate_limit_ip = settings.rate_limit_ip;
         gateway_settings.rate_limit_user = settings.rate_limit_user;
         gateway_settings.admin_listen = Some(settings.admin_listen);
@@ -101,6 +108,7 @@ impl System {
         let mut forum_settings = liner_forum::Settings::new(loopback, settings.data_dir.clone());
         forum_settings.service.database_url = settings.forum_database_url.clone();
         forum_settings.service.discovery = Some(discovery_url.clone());
+        forum_settings.service.discovery_token = secret.clone();
         forum_settings.jwks_url = review_jwks_url(review_addr);
         forum_settings.review_url = format!("http://{review_addr}");
         forum_settings.allowed_origins = browser_origins(gateway_addr);
@@ -111,6 +119,7 @@ impl System {
         let mut catalog_settings = liner_catalog::Settings::new(loopback, settings.data_dir.clone());
         catalog_settings.service.database_url = settings.catalog_database_url.clone();
         catalog_settings.service.discovery = Some(discovery_url.clone());
+        catalog_settings.service.discovery_token = secret;
         catalog_settings.jwks_url = review_jwks_url(review_addr);
         catalog_settings.load_sample = true;
         let catalog = liner_catalog::build(catalog_settings).await?;

@@ -142,6 +142,9 @@ impl Drop for Proc {
     }
 }
 
+/// The registry's shared secret for this cluster.
+const DISCOVERY_TOKEN: &str = "cluster-test-discovery-secret";
+
 fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").to_string()
@@ -165,6 +168,8 @@ fn spawn(logs: &Logs, name: &str, addr: &str, args: &[String]) -> Proc {
         .args(["--listen", addr])
         .env("LINER_LOG", "info")
         .env("NO_COLOR", "1")
+        // Every child shares the registry's secret, as a deployment's secret would give it.
+        .env("LINER_DISCOVERY_TOKEN", DISCOVERY_TOKEN)
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("log file"))
         .stderr(file)
@@ -279,7 +284,9 @@ async fn registry_list(url: &str, service: &str) -> Option<(Vec<String>, bool)> 
     use liner_discovery::proto::ListRequest;
     use liner_discovery::proto::discovery_client::DiscoveryClient;
     let mut client = DiscoveryClient::connect(url.to_owned()).await.ok()?;
-    let res = client.list(ListRequest { service: service.to_owned() }).await.ok()?.into_inner();
+    let mut req = tonic::Request::new(ListRequest { service: service.to_owned() });
+    req.metadata_mut().insert("authorization", format!("Bearer {DISCOVERY_TOKEN}").parse().ok()?);
+    let res = client.list(req).await.ok()?.into_inner();
     let mut addrs: Vec<String> = res.instances.into_iter().map(|i| i.address).collect();
     addrs.sort();
     Some((addrs, res.complete))

@@ -94,3 +94,25 @@ fn bad_configuration_fails_fast_with_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().filter(|l| l.starts_with("liner:")).count(), 1, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_of_liner_up_refuses_a_process_without_its_token() {
+    use liner_discovery::proto::discovery_client::DiscoveryClient;
+    use liner_discovery::proto::{Instance, ListRequest, RegisterRequest};
+
+    let app = TestApp::start(Backend::Sqlite).await;
+    let mut client = DiscoveryClient::connect(format!("http://{}", app.discovery)).await.expect("connect");
+    let fake = Instance {
+        service: "review".into(),
+        instance_id: "review@evil".into(),
+        address: "127.0.0.1:9".into(),
+        metadata: Default::default(),
+    };
+    let refused = client.register(RegisterRequest { instance: Some(fake), ttl_seconds: 10 }).await;
+    assert_eq!(refused.expect_err("refused").code(), tonic::Code::Unauthenticated);
+    let listed = client.list(ListRequest { service: "review".into() }).await;
+    assert_eq!(listed.expect_err("reads need the token too").code(), tonic::Code::Unauthenticated);
+    // The real services registered with the run's token: the API works through the gateway.
+    assert_eq!(app.get("/reviews/album/x").await.status, StatusCode::OK);
+    app.stop().await;
+}

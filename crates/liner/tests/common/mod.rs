@@ -16,6 +16,8 @@ pub struct TestApp {
     pub gateway: SocketAddr,
     /// The gateway's admin listener (`/metrics`).
     pub admin: SocketAddr,
+    /// The registry (gRPC).
+    pub discovery: SocketAddr,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
     /// The review service's database, for tests that must set up what the API cannot
@@ -42,6 +44,7 @@ impl TestApp {
             base: format!("http://{gateway}/api/users-reviews"),
             gateway,
             admin: system.admin,
+            discovery: system.discovery,
             data_dir,
             http: reqwest::Client::new(),
             review_database_url,
