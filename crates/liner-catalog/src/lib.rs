@@ -112,9 +112,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         import::load_sample_if_empty(&db).await?;
     }
     let state = AppState { db, verifier: Arc::new(Verifier::remote(settings.jwks_url.clone())) };
+    // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
+    let (_, grpc_health) = liner_discovery::grpc_health::router("catalog").await;
     let bound = Bound::bind(settings.listen, "catalog").await?;
     let registrar = registrar_for(&settings.service, "catalog", bound.addr())?;
-    Ok(Running { bound, router: router(state), registrar })
+    Ok(Running { bound, router: router(state).merge(grpc_health), registrar })
 }
 
 /// The whole HTTP surface: API under [`BASE_PATH`], plus `/healthz`, `/readyz`, `/metrics`.

@@ -9,10 +9,17 @@
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-/// The health service with `""` (the whole server) and `service` set to SERVING.
+/// The health service with `""` (the whole server) and `service` set to SERVING. The
+/// router has no fallback of its own (tonic's `Routes` would add one), so it merges into
+/// a service's router that has.
 pub async fn router(service: &str) -> (HealthReporter, axum::Router) {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", ServingStatus::Serving).await;
     reporter.set_service_status(service, ServingStatus::Serving).await;
-    (reporter, tonic::service::Routes::new(health).into_axum_router())
+    let path = format!("/{}/{{*method}}", name_of(&health));
+    (reporter, axum::Router::new().route_service(&path, health))
+}
+
+fn name_of<S: tonic::server::NamedService>(_: &S) -> &'static str {
+    S::NAME
 }

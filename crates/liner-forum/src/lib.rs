@@ -256,11 +256,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     tracing::info!(%replica, fanout = if settings.redis_url.is_some() { "redis" } else { "in-process" }, "forum ready");
     let sessions = state.sessions.clone();
     let probe = LiveProbe { hub: state.fanout.hub.clone(), sessions: sessions.clone() };
+    // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
+    let (_, grpc_health) = liner_discovery::grpc_health::router("forum").await;
     let bound = Bound::bind(settings.listen, "forum").await?;
     let registrar = registrar_for(&settings.service, "forum", bound.addr())?;
     Ok(Running {
         bound,
-        router: router(state),
+        router: router(state).merge(grpc_health),
         registrar,
         shutdown,
         tasks,

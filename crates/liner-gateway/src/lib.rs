@@ -351,8 +351,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             let pools = all.clone();
             let collector: liner_shared::http::MetricsCollector =
                 Arc::new(move |out: &mut String| balance::render_pools(&pools, out));
-            let router =
-                liner_shared::http::ops_router(ready).merge(liner_shared::http::metrics_router_with(Some(collector)));
+            // `grpc.health.v1.Health` too: the admin listener speaks h2c, the public one does not.
+            let (_, grpc_health) = liner_discovery::grpc_health::router("gateway").await;
+            let router = liner_shared::http::ops_router(ready)
+                .merge(liner_shared::http::metrics_router_with(Some(collector)))
+                .merge(grpc_health);
             Some((Bound::bind(addr, "gateway admin").await?, router))
         }
         None => None,

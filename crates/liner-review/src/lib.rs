@@ -134,9 +134,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
     };
+    // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
+    let (_, grpc_health) = liner_discovery::grpc_health::router("review").await;
     let bound = Bound::bind(settings.listen, "review").await?;
     let registrar = registrar_for(&settings.service, "review", bound.addr())?;
-    Ok(Running { bound, router: router(state), registrar })
+    Ok(Running { bound, router: router(state).merge(grpc_health), registrar })
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {

@@ -116,3 +116,29 @@ async fn the_registry_of_liner_up_refuses_a_process_without_its_token() {
     assert_eq!(app.get("/reviews/album/x").await.status, StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_serves_grpc_health() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let app = TestApp::start(Backend::Sqlite).await;
+    let mut targets: Vec<(&str, std::net::SocketAddr)> = app.services.clone();
+    targets.push(("gateway", app.admin));
+    targets.push(("discovery.v1.Discovery", app.discovery));
+    for (service, addr) in targets {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{service}: {e}"));
+        let mut client = HealthClient::new(channel);
+        for name in ["", service] {
+            let status = client.check(HealthCheckRequest { service: name.into() }).await;
+            let status = status.unwrap_or_else(|e| panic!("{service} ({name:?}): {e}")).into_inner().status();
+            assert_eq!(status, ServingStatus::Serving, "{service} ({name:?})");
+        }
+    }
+    app.stop().await;
+}

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub admin: SocketAddr,
     /// The registry (gRPC).
     pub discovery: SocketAddr,
+    /// Each service's own listener, by name.
+    pub services: Vec<(&'static str, SocketAddr)>,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
     /// The review service's database, for tests that must set up what the API cannot
@@ -45,6 +47,7 @@ impl TestApp {
             gateway,
             admin: system.admin,
             discovery: system.discovery,
+            services: vec![("review", system.review), ("forum", system.forum), ("catalog", system.catalog)],
             data_dir,
             http: reqwest::Client::new(),
             review_database_url,
