@@ -103,6 +103,8 @@ impl Verifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.leeway = 5;
+        // A token is not accepted before its `nbf` (when it has one), nor after its `exp`.
+        validation.validate_nbf = true;
         Self {
             keys: RwLock::new(HashMap::new()),
             verified: std::sync::Mutex::new(HashMap::new()),

@@ -51,6 +51,11 @@ async fn forged_and_expired_tokens_are_refused(backend: Backend) {
         ("garbage", "not.a.jwt".into()),
         ("expired", sign(&real, &kid, Algorithm::EdDSA, &claims(&alice_id, now() - 7200, now() - 3600, "liner"))),
         ("wrong issuer", sign(&real, &kid, Algorithm::EdDSA, &claims(&alice_id, now(), now() + 3600, "evil"))),
+        ("not valid before an hour from now (nbf)", {
+            let mut early = claims(&alice_id, now(), now() + 7200, "liner");
+            early["nbf"] = json!(now() + 3600);
+            sign(&real, &kid, Algorithm::EdDSA, &early)
+        }),
         ("wrong key", sign(&other, &kid, Algorithm::EdDSA, &claims(&alice_id, now(), now() + 3600, "liner"))),
         ("alg none", format!("{header_none}.{payload}.")),
         (
