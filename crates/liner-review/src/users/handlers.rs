@@ -53,17 +53,22 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<LoginResponse>, ApiError> {
-    let user_key = format!("user:{}", req.username.to_lowercase());
-    let addr_key = format!("addr:{}", client_addr(&headers, peer));
-    let limiter = &state.login_limiter;
-    for (key, max) in [(&user_key, MAX_FAILURES_PER_USER), (&addr_key, MAX_FAILURES_PER_ADDR)] {
-        limiter.check(key, max).await.map_err(|retry_after_secs| ReviewError::LoginLocked { retry_after_secs })?;
-    }
     let user = if req.username.contains('@') {
         store::find_by_email(&state.db, &req.username).await?
     } else {
         store::find_by_username(&state.db, &req.username).await?
     };
+    // Failures count per account (name in any case and email share one counter), and per
+    // typed text for names that match no account.
+    let user_key = match &user {
+        Some(user) => format!("user:{}", user.id),
+        None => format!("name:{}", req.username.to_lowercase()),
+    };
+    let addr_key = format!("addr:{}", client_addr(&headers, peer));
+    let limiter = &state.login_limiter;
+    for (key, max) in [(&user_key, MAX_FAILURES_PER_USER), (&addr_key, MAX_FAILURES_PER_ADDR)] {
+        limiter.check(key, max).await.map_err(|retry_after_secs| ReviewError::LoginLocked { retry_after_secs })?;
+    }
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = state.passwords.verify(req.password, hash).await.map_err(ReviewError::Internal)?;
     let Some(user) = user.filter(|_| ok) else {

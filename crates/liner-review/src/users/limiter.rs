@@ -1,4 +1,4 @@
-//! Locks out repeated failed logins, per username and per client address.
+//! Locks out repeated failed logins, per account and per client address.
 //!
 //! Counting failures (not attempts) means a user who types the right password is never
 //! slowed down, while a guesser gets `max_failures` tries per window. With Redis the
@@ -17,7 +17,7 @@ pub struct LoginLimiter {
     window: Duration,
 }
 
-/// Failed logins allowed per username within the window.
+/// Failed logins allowed per account within the window.
 pub const MAX_FAILURES_PER_USER: u32 = 5;
 /// Failed logins allowed per client address within the window (many users behind one NAT).
 pub const MAX_FAILURES_PER_ADDR: u32 = 30;
