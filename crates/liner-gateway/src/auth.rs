@@ -11,6 +11,10 @@
 //! and refetched when a token names an unknown `kid` (key rotation), at most every
 //! five seconds. Keys that cannot be fetched make the gateway answer 503, not
 //! 401: a valid token must never be refused because the issuer is briefly away.
+//!
+//! Keys are kept per instance they came from, and a key leaves with its instance: when
+//! the review pool changes, the keys of instances no longer in it stop verifying at once
+//! (only instances that registered with the registry's secret are ever in the pool).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +27,7 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use liner_shared::ApiError;
-use liner_shared::auth::{AuthError, Claims, JwkSet, Verifier, bearer_token};
+use liner_shared::auth::{AuthError, Claims, Jwk, JwkSet, Verifier, bearer_token};
 use tokio::time::Instant;
 
 use crate::balance::Pool;
@@ -50,32 +54,85 @@ pub struct EdgeAuth {
     jwks_url: Option<String>,
     review: Arc<Pool>,
     client: Client<HttpConnector, Body>,
-    verifier: ArcSwapOption<Verifier>,
+    keys: ArcSwapOption<Keys>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The keys in use: per source (a JWKS URL), the verifier over their union, and the
+/// review pool's generation they were checked against.
+struct Keys {
+    by_source: Vec<(String, Vec<Jwk>)>,
+    verifier: Verifier,
+    generation: u64,
+}
+
+impl Keys {
+    /// None when no source has a key left (or the set is unusable).
+    fn build(by_source: Vec<(String, Vec<Jwk>)>, generation: u64) -> Option<Self> {
+        let mut union: Vec<Jwk> = Vec::new();
+        for key in by_source.iter().flat_map(|(_, keys)| keys) {
+            if !union.iter().any(|k| k.kid == key.kid) {
+                union.push(key.clone());
+            }
+        }
+        match Verifier::from_jwks(&JwkSet { keys: union }) {
+            Ok(verifier) => Some(Self { by_source, verifier, generation }),
+            Err(e) => {
+                tracing::warn!(error = %e, "edge auth: JWKS unusable");
+                None
+            }
+        }
+    }
+}
+
+fn jwks_url_of(base_url: &str) -> String {
+    format!("{base_url}{JWKS_PATH}")
 }
 
 impl EdgeAuth {
     pub fn new(jwks_url: Option<String>, review: Arc<Pool>, client: Client<HttpConnector, Body>) -> Self {
-        Self { jwks_url, review, client, verifier: ArcSwapOption::empty(), last_fetch: tokio::sync::Mutex::new(None) }
+        Self { jwks_url, review, client, keys: ArcSwapOption::empty(), last_fetch: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Drops the keys of review instances that left the pool since the keys were checked.
+    fn drop_departed(&self) {
+        let generation = self.review.generation();
+        let Some(keys) = self.keys.load_full() else { return };
+        if self.jwks_url.is_some() || keys.generation == generation {
+            return;
+        }
+        let present: Vec<String> = self.review.endpoints().iter().map(|e| jwks_url_of(&e.base_url)).collect();
+        let kept: Vec<(String, Vec<Jwk>)> =
+            keys.by_source.iter().filter(|(source, _)| present.contains(source)).cloned().collect();
+        if kept.len() < keys.by_source.len() {
+            tracing::info!(left = keys.by_source.len() - kept.len(), "edge auth: keys of departed instances dropped");
+        }
+        let next = if kept.is_empty() { None } else { Keys::build(kept, generation).map(Arc::new) };
+        // A concurrent refresh may have installed newer keys meanwhile; keep those.
+        self.keys.rcu(|current| match current {
+            Some(c) if Arc::ptr_eq(c, &keys) => next.clone(),
+            other => other.clone(),
+        });
     }
 
     /// Verifies the request's token; the claims on success, else a 401 (bad token) or
     /// 503 (keys unavailable) in the API shape.
     pub async fn check(&self, parts: &Parts, upgrade: bool) -> Result<Claims, ApiError> {
         let token = bearer_token(parts, upgrade).ok_or(AuthError::Missing)?;
-        if self.verifier.load().is_none() {
+        self.drop_departed();
+        if self.keys.load().is_none() {
             // Concurrent first writes wait for one fetch; only its result matters.
             self.refresh().await;
         }
-        let Some(verifier) = self.verifier.load_full() else { return Err(keys_unavailable()) };
-        match verifier.verify(&token).await {
+        let Some(keys) = self.keys.load_full() else { return Err(keys_unavailable()) };
+        match keys.verifier.verify(&token).await {
             Ok(claims) => Ok(claims),
             Err(AuthError::UnknownKey) => {
                 // Maybe the issuer rotated its key: refetch (rate-limited), then decide.
                 // With keys in hand, a kid still unknown is a bad token (401).
                 self.refresh().await;
-                match self.verifier.load_full() {
-                    Some(v) => Ok(v.verify(&token).await?),
+                match self.keys.load_full() {
+                    Some(k) => Ok(k.verifier.verify(&token).await?),
                     None => Err(keys_unavailable()),
                 }
             }
@@ -85,7 +142,7 @@ impl EdgeAuth {
 
     /// Fetches keys until it has some (startup), so the first writes need not wait.
     pub async fn prefetch_until(&self, token: tokio_util::sync::CancellationToken) {
-        while self.verifier.load().is_none() {
+        while self.keys.load().is_none() {
             self.refresh().await;
             tokio::select! {
                 () = token.cancelled() => return,
@@ -99,7 +156,7 @@ impl EdgeAuth {
         let mut last = self.last_fetch.lock().await;
         // With keys in hand, refetch at most every REFETCH_EVERY; without any, retry
         // at most every second so a flood of writes cannot queue on a slow issuer.
-        let gap = if self.verifier.load().is_some() { REFETCH_EVERY } else { RETRY_EVERY };
+        let gap = if self.keys.load().is_some() { REFETCH_EVERY } else { RETRY_EVERY };
         if last.is_some_and(|t| t.elapsed() < gap) {
             return false;
         }
@@ -110,17 +167,15 @@ impl EdgeAuth {
             return false;
         }
         *last = Some(Instant::now());
+        let generation = self.review.generation();
         match self.fetch(sources).await {
-            Ok(set) => match Verifier::from_jwks(&set) {
-                Ok(v) => {
-                    tracing::info!(keys = set.keys.len(), "edge auth: JWKS loaded");
-                    self.verifier.store(Some(Arc::new(v)));
+            Ok(by_source) => match Keys::build(by_source, generation) {
+                Some(keys) => {
+                    tracing::info!(sources = keys.by_source.len(), "edge auth: JWKS loaded");
+                    self.keys.store(Some(Arc::new(keys)));
                     true
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "edge auth: JWKS unusable");
-                    false
-                }
+                None => false,
             },
             Err(e) => {
                 tracing::warn!(error = %e, "edge auth: JWKS fetch failed");
@@ -135,46 +190,39 @@ impl EdgeAuth {
         match &self.jwks_url {
             Some(url) => vec![url.clone()],
             None => {
-                let mut ready: Vec<String> = self
-                    .review
-                    .endpoints()
-                    .iter()
-                    .filter(|e| e.is_ready())
-                    .map(|e| format!("{}{JWKS_PATH}", e.base_url))
-                    .collect();
+                let mut ready: Vec<String> =
+                    self.review.endpoints().iter().filter(|e| e.is_ready()).map(|e| jwks_url_of(&e.base_url)).collect();
                 ready.truncate(8);
                 ready
             }
         }
     }
 
-    /// Fetches every source at once and unions the keys: during a rolling key rotation
-    /// replicas publish different sets, and a token from any of them must verify.
-    async fn fetch(&self, urls: Vec<String>) -> anyhow::Result<JwkSet> {
+    /// Fetches every source at once, keeping each one's keys: during a rolling key
+    /// rotation replicas publish different sets, and a token from any of them verifies.
+    async fn fetch(&self, urls: Vec<String>) -> anyhow::Result<Vec<(String, Vec<Jwk>)>> {
         let mut fetches = tokio::task::JoinSet::new();
         for url in urls {
             let client = self.client.clone();
-            fetches.spawn(async move { fetch_one(&client, &url).await.map_err(|e| e.context(url)) });
+            fetches.spawn(async move {
+                let set = fetch_one(&client, &url).await.map_err(|e| e.context(url.clone()))?;
+                Ok::<_, anyhow::Error>((url, set.keys))
+            });
         }
-        let mut keys: Vec<liner_shared::auth::Jwk> = Vec::new();
+        let mut by_source = Vec::new();
         let mut last_err = None;
         while let Some(joined) = fetches.join_next().await {
             match joined {
-                Ok(Ok(set)) => {
-                    for key in set.keys {
-                        if !keys.iter().any(|k| k.kid == key.kid) {
-                            keys.push(key);
-                        }
-                    }
-                }
+                Ok(Ok((url, keys))) if !keys.is_empty() => by_source.push((url, keys)),
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => last_err = Some(e),
                 Err(e) => last_err = Some(anyhow::anyhow!("fetch task failed: {e}")),
             }
         }
-        if keys.is_empty() {
+        if by_source.is_empty() {
             return Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no JWKS source answered")));
         }
-        Ok(JwkSet { keys })
+        Ok(by_source)
     }
 }
 

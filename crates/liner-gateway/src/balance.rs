@@ -168,6 +168,8 @@ pub struct Pool {
     service: &'static str,
     breaker: BreakerConfig,
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
+    /// Bumped whenever the set of instances changes (edge auth drops departed keys on it).
+    generation: AtomicU64,
     statics: Vec<String>,
     discovered: std::sync::Mutex<Option<Vec<String>>>,
 }
@@ -178,6 +180,7 @@ impl Pool {
             service,
             breaker,
             endpoints: ArcSwap::from_pointee(Vec::new()),
+            generation: AtomicU64::new(0),
             statics,
             discovered: std::sync::Mutex::new(None),
         };
@@ -191,6 +194,11 @@ impl Pool {
 
     pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
         self.endpoints.load_full()
+    }
+
+    /// Changes whenever an instance joins or leaves.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Replaces the discovered set (base URLs); an empty set falls back to the static list.
@@ -216,10 +224,14 @@ impl Pool {
         }
         let before: Vec<&str> = current.iter().map(|e| e.address.as_str()).collect();
         let after: Vec<&str> = next.iter().map(|e| e.address.as_str()).collect();
-        if before != after {
+        let changed = before != after;
+        if changed {
             tracing::info!(service = self.service, instances = ?after, "upstream set changed");
         }
         self.endpoints.store(Arc::new(next));
+        if changed {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
     }
 
     pub fn has_eligible(&self) -> bool {

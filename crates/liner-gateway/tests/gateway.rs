@@ -308,12 +308,7 @@ async fn websocket_is_tunnelled_both_ways() {
 /// WebSocket connects need a valid token; register and login do not.
 #[tokio::test]
 async fn edge_auth_with_keys_from_a_discovered_review_instance() {
-    let dir = tempfile::tempdir().unwrap();
-    let review =
-        liner_review::build(liner_review::Settings::new(([127, 0, 0, 1], 0).into(), dir.path().into())).await.unwrap();
-    let review_addr = review.addr();
-    let stop_review = CancellationToken::new();
-    tokio::spawn(review.run_until(stop_review.clone()));
+    let (_dir, review_addr, stop_review) = own_review_instance().await;
     let forum = Upstream::start("forum").await;
 
     let registry = Registry::start_at(([127, 0, 0, 1], 0).into(), 5).await;
@@ -504,6 +499,66 @@ async fn an_unknown_key_id_triggers_a_jwks_refetch() {
     keep_new.cancel();
     stop_old.cancel();
     stop_new.cancel();
+    forum.stop().await;
+    registry.stop().await;
+}
+
+/// A review instance with a signing key (and users) of its own; stops with the token.
+async fn own_review_instance() -> (tempfile::TempDir, std::net::SocketAddr, CancellationToken) {
+    let dir = tempfile::tempdir().unwrap();
+    let review =
+        liner_review::build(liner_review::Settings::new(([127, 0, 0, 1], 0).into(), dir.path().into())).await.unwrap();
+    let addr = review.addr();
+    let stop = CancellationToken::new();
+    tokio::spawn(review.run_until(stop.clone()));
+    (dir, addr, stop)
+}
+
+/// A token signed by the review instance at `addr`, got from it directly.
+async fn token_from(addr: std::net::SocketAddr, user: &str) -> String {
+    let client = http();
+    let base = format!("http://{addr}/api/users-reviews/users");
+    let body =
+        serde_json::json!({"username": user, "password": "correct horse", "email": format!("{user}@example.com")});
+    assert_eq!(client.post(format!("{base}/register")).json(&body).send().await.unwrap().status(), 201);
+    let login = serde_json::json!({"username": user, "password": "correct horse"});
+    let res = client.post(format!("{base}/login")).json(&login).send().await.unwrap();
+    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_signing_key_leaves_with_its_instance() {
+    let (_dir_a, a, stop_a) = own_review_instance().await;
+    let (_dir_b, b, stop_b) = own_review_instance().await;
+    let forum = Upstream::start("forum").await;
+    let registry = Registry::start_at(([127, 0, 0, 1], 0).into(), 5).await;
+    let (keep_a, _ra) = register(&registry.url(), "review", a, Duration::from_secs(5));
+    let (keep_b, rb) = register(&registry.url(), "review", b, Duration::from_secs(5));
+    let mut s = settings(vec![forum.route("forum")]).with_discovery(registry.url());
+    s.edge_auth = true;
+    let gw = Gateway::start(s).await;
+    eventually("both review instances discovered", async || gw.view.instances("review").len() == 2).await;
+    let (token_a, token_b) = (token_from(a, "ann").await, token_from(b, "ben").await);
+    let client = http();
+    let write = async |token: &str| {
+        client.post(gw.url("/api/forums/whoami")).bearer_auth(token).send().await.unwrap().status().as_u16()
+    };
+    eventually("tokens of both instances pass the edge", async || {
+        write(&token_a).await == 200 && write(&token_b).await == 200
+    })
+    .await;
+
+    // b deregisters: the moment it is out of the pool its key no longer verifies, while
+    // a's does (before, b's key stayed trusted until a refetch happened to run).
+    keep_b.cancel();
+    let _ = rb.await;
+    eventually("b left the pool", async || gw.view.instances("review").len() == 1).await;
+    assert_eq!(write(&token_b).await, 401, "a departed instance's key is dropped");
+    assert_eq!(write(&token_a).await, 200);
+
+    keep_a.cancel();
+    stop_a.cancel();
+    stop_b.cancel();
     forum.stop().await;
     registry.stop().await;
 }
