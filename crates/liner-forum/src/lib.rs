@@ -277,13 +277,18 @@ pub fn router(state: AppState) -> Router {
     let ready_state = state.clone();
     let ready: liner_shared::http::ReadyCheck = Arc::new(move || {
         let state = ready_state.clone();
+        // Ready means the database answers: it is the source of truth, and members are
+        // served from it while Redis is away (fan-out then fills gaps from the database).
+        // A Redis outage is reported (`forum_redis_up`), not a reason to leave rotation,
+        // which would take every replica out at once.
         Box::pin(async move {
-            let db_ok = state.db.ping().await;
-            let redis_ok = match state.fanout.redis() {
-                Some(redis) => redis.ping().await,
-                None => true,
+            let redis = async {
+                if let Some(redis) = state.fanout.redis() {
+                    metrics::gauge!("forum_redis_up").set(if redis.ping().await { 1.0 } else { 0.0 });
+                }
             };
-            db_ok && redis_ok
+            let (db_ok, ()) = tokio::join!(state.db.ping(), redis);
+            db_ok
         })
     });
     let api = Router::new()

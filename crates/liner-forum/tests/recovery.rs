@@ -56,6 +56,9 @@ async fn a_replica_that_loses_redis_misses_nothing() {
     read_up_to(&mut rx, &mut seen, 20).await;
 
     proxy.cut();
+    // Still ready (the gateway keeps it in rotation): the database is what it serves from.
+    let ready = reqwest::get(format!("http://{}/readyz", a.addr)).await.expect("readyz");
+    assert_eq!(ready.status(), 200, "a Redis outage does not make the replica unready");
     send_acked(&mut tx, &room_id, 20, 70).await;
     read_up_to(&mut rx, &mut seen, 70).await;
 
