@@ -80,6 +80,10 @@ pub struct Settings {
     /// Requests per second per client IP (0 = no limit).
     #[arg(long, env = "LINER_RATE_LIMIT_IP", default_value_t = 1000)]
     pub rate_limit_ip: u32,
+    /// Proxies in front of the gateway (a load balancer) whose `X-Forwarded-For` names the
+    /// client, CIDRs or addresses; empty trusts nobody.
+    #[arg(long, env = "LINER_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: liner_shared::net::TrustedProxies,
     /// Burst allowance per client IP.
     #[arg(long, env = "LINER_RATE_BURST_IP", default_value_t = 2000)]
     pub rate_burst_ip: u32,
@@ -141,6 +145,7 @@ impl Settings {
             edge_auth: true,
             jwks_url: None,
             rate_limit_ip: 1000,
+            trusted_proxies: Default::default(),
             rate_burst_ip: 2000,
             rate_limit_user: 50,
             rate_burst_user: 100,
@@ -320,6 +325,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         default_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
         auth,
         ip_limit: KeyedLimit::new(f64::from(settings.rate_limit_ip), settings.rate_burst_ip),
+        trusted_proxies: settings.trusted_proxies.clone(),
         user_limit: KeyedLimit::new(f64::from(settings.rate_limit_user), settings.rate_burst_user),
         in_flight: tokio::sync::Semaphore::new(settings.max_in_flight.max(1)),
         retry_budget: RetryBudget::new(0.2, 10.0),

@@ -6,7 +6,9 @@
 //!    span, the access log line;
 //! 2. **route**: path prefix → service; outside `/api/` the web client (404 for an
 //!    unknown `/api/` path);
-//! 3. **admit**: rate limit per client address (429 + `Retry-After`);
+//! 3. **admit**: rate limit per client address (429 + `Retry-After`); the address is the
+//!    peer's, or from `X-Forwarded-For` when the peer is a trusted proxy
+//!    (`liner_shared::net`), and it is what the upstream receives as `X-Forwarded-For`;
 //! 4. **authenticate**: edge auth on writes and WebSocket connects (401; 503 while no
 //!    keys can be fetched), then the rate limit per token subject (429);
 //! 5. **read body**: at most the request size limit (413), no pause longer than the
@@ -71,6 +73,8 @@ pub struct Proxy {
     pub default_timeout: Duration,
     pub auth: Option<Arc<EdgeAuth>>,
     pub ip_limit: Option<KeyedLimit<IpAddr>>,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: liner_shared::net::TrustedProxies,
     pub user_limit: Option<KeyedLimit<String>>,
     /// Requests on their way to an upstream; none free → 503.
     pub in_flight: tokio::sync::Semaphore,
@@ -208,11 +212,11 @@ struct Outgoing {
 impl Outgoing {
     /// The upstream request filter: hop-by-hop headers out, the trusted `x-forwarded-*`
     /// headers written by the gateway itself (a client's copies are dropped).
-    fn new(mut parts: http::request::Parts, body: Bytes, peer: SocketAddr, upgrade: bool) -> Self {
+    fn new(mut parts: http::request::Parts, body: Bytes, client: IpAddr, upgrade: bool) -> Self {
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers, upgrade);
         strip_internal(headers);
-        if let Ok(ip) = HeaderValue::from_str(&peer.ip().to_string()) {
+        if let Ok(ip) = HeaderValue::from_str(&client.to_string()) {
             headers.insert("x-forwarded-for", ip);
         }
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
@@ -253,7 +257,8 @@ impl Proxy {
     /// The order matters: nothing a client can stall (its body) is read while it holds
     /// one of the in-flight slots, which only requests on their way to an upstream take.
     async fn proxy(&self, service: &'static str, peer: SocketAddr, mut req: Request) -> Result<Response, ApiError> {
-        self.admit(peer)?;
+        let client = self.trusted_proxies.client_addr(req.headers(), peer.ip());
+        self.admit(client)?;
         let upgrade = is_upgrade(req.headers());
         let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
@@ -263,7 +268,7 @@ impl Proxy {
             metrics::counter!("gateway_shed_total").increment(1);
             return Err(unavailable("the gateway is overloaded; retry shortly"));
         };
-        let outgoing = Outgoing::new(parts, body, peer, upgrade);
+        let outgoing = Outgoing::new(parts, body, client, upgrade);
         let res = self.forward(service, &outgoing).await?;
         match client_side {
             Some(client_side) if res.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -274,9 +279,9 @@ impl Proxy {
     }
 
     /// Admission: the rate limit per client address (429 + `Retry-After`).
-    fn admit(&self, peer: SocketAddr) -> Result<(), ApiError> {
+    fn admit(&self, client: IpAddr) -> Result<(), ApiError> {
         if let Some(limit) = &self.ip_limit
-            && let Err(wait) = limit.check(&peer.ip())
+            && let Err(wait) = limit.check(&client)
         {
             return Err(ApiError::too_many("too many requests from this address", retry_after_secs(wait)));
         }

@@ -562,3 +562,35 @@ async fn a_signing_key_leaves_with_its_instance() {
     forum.stop().await;
     registry.stop().await;
 }
+
+/// Behind a trusted proxy the client is the address it forwards; from anyone else the
+/// header is ignored. Either way the upstream receives the address the limits used.
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    let up = Upstream::start("one").await;
+    let get = async |gw: &Gateway, claimed: &str| {
+        let res = http().get(gw.url("/api/forums/whoami")).header("x-forwarded-for", claimed).send().await.unwrap();
+        let status = res.status().as_u16();
+        let xff =
+            if status == 200 { res.json::<Value>().await.unwrap()["xff"].as_str().map(str::to_owned) } else { None };
+        (status, xff)
+    };
+    for trusted in [true, false] {
+        let mut s = settings(vec![up.route("forum")]);
+        s.rate_limit_ip = 1;
+        s.rate_burst_ip = 2;
+        if trusted {
+            s.trusted_proxies = "127.0.0.0/8".parse().unwrap();
+        }
+        let gw = Gateway::start(s).await;
+        let expected = if trusted { "203.0.113.1" } else { "127.0.0.1" };
+        for _ in 0..2 {
+            assert_eq!(get(&gw, "203.0.113.1").await, (200, Some(expected.to_owned())), "trusted: {trusted}");
+        }
+        assert_eq!(get(&gw, "203.0.113.1").await.0, 429, "trusted: {trusted}");
+        // Another forwarded client has its own budget only when the proxy is trusted.
+        let other = get(&gw, "203.0.113.2").await.0;
+        assert_eq!(other, if trusted { 200 } else { 429 }, "trusted: {trusted}");
+    }
+    up.stop().await;
+}

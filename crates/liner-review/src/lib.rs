@@ -64,6 +64,10 @@ pub struct Settings {
     /// Token lifetime in seconds.
     #[arg(long, env = "LINER_TOKEN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub token_ttl_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed for the client's address (login
+    /// limits), e.g. the gateway's network `10.0.0.0/8`; empty trusts nobody.
+    #[arg(long, env = "LINER_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: liner_shared::net::TrustedProxies,
 }
 
 impl Settings {
@@ -76,6 +80,7 @@ impl Settings {
             jwt_key_file: None,
             hash_threads: None,
             token_ttl_secs: 86_400,
+            trusted_proxies: Default::default(),
         }
     }
 
@@ -133,6 +138,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         passwords: Passwords::new(settings.hash_threads())?,
         login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
+        trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
     };
     // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
     let (_, grpc_health) = liner_discovery::grpc_health::router("review").await;

@@ -19,6 +19,8 @@ pub struct AppState {
     pub passwords: Passwords,
     pub login_limiter: Arc<LoginLimiter>,
     pub site_prior: Arc<SitePrior>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<liner_shared::net::TrustedProxies>,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

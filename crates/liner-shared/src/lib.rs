@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod net;
 pub mod openapi;
 pub mod rate;
 pub mod server;

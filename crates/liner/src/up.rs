@@ -92,6 +92,8 @@ impl System {
         review_settings.service.database_url = settings.review_database_url.clone();
         review_settings.service.discovery = Some(discovery_url.clone());
         review_settings.service.discovery_token = secret.clone();
+        // The gateway reaches it over loopback: believe its `X-Forwarded-For`.
+        review_settings.trusted_proxies = liner_shared::net::TrustedProxies::loopback();
         let review = liner_review::build(review_settings).await?;
         let review_addr = review.addr();
 

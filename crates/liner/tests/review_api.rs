@@ -368,3 +368,33 @@ async fn concurrent_registrations_create_one(backend: Backend) {
     assert_eq!((created, conflicts), (1, 49), "{statuses:?}");
     app.stop().await;
 }
+
+/// A caller that is not a trusted proxy cannot pick the address its failures count under:
+/// `X-Forwarded-For` from it is ignored (here a review service trusting no proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_caller_cannot_spoof_its_address_past_the_lockout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let review = liner_review::build(liner_review::Settings::new(([127, 0, 0, 1], 0).into(), dir.path().into()))
+        .await
+        .expect("review");
+    let base = format!("http://{}/api/users-reviews", review.addr());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(review.run_until(stop.clone()));
+    let http = reqwest::Client::new();
+    let login = async |n: usize| {
+        http.post(format!("{base}/users/login"))
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .json(&json!({"username": format!("nobody{n}"), "password": "wrong password"}))
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16()
+    };
+    for n in 0..30 {
+        assert_eq!(login(n).await, 401, "attempt {n}");
+    }
+    assert_eq!(login(30).await, 429, "30 failures from one peer, whatever it claims to be");
+    stop.cancel();
+    let _ = served.await;
+}

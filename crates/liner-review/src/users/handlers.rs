@@ -64,7 +64,7 @@ pub async fn login(
         Some(user) => format!("user:{}", user.id),
         None => format!("name:{}", req.username.to_lowercase()),
     };
-    let addr_key = format!("addr:{}", client_addr(&headers, peer));
+    let addr_key = format!("addr:{}", state.trusted_proxies.client_addr(&headers, peer.ip()));
     let limiter = &state.login_limiter;
     for (key, max) in [(&user_key, MAX_FAILURES_PER_USER), (&addr_key, MAX_FAILURES_PER_ADDR)] {
         limiter.check(key, max).await.map_err(|retry_after_secs| ReviewError::LoginLocked { retry_after_secs })?;
@@ -84,17 +84,6 @@ pub async fn login(
         expires_in: state.signer.ttl_secs(),
         user: UserRef { id: user.id, username: user.username },
     }))
-}
-
-/// The client's address: the last `X-Forwarded-For` hop (appended by our gateway), else the peer.
-fn client_addr(headers: &HeaderMap, peer: SocketAddr) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| peer.ip().to_string())
 }
 
 /// A user's public profile (with `email` when the caller is that user).
