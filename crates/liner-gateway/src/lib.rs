@@ -12,7 +12,7 @@
 //! Two listeners: the public one (the API, the web client, `/healthz` and `/readyz`
 //! for a load balancer) and, with `--admin-listen`, an internal one that adds
 //! `/metrics`. The public one never serves metrics. Its connections are bounded
-//! (`liner_shared::server::ConnectionLimits`): a deadline for each request head, which
+//! (`liner_shared::server::ConnectionOptions`): a deadline for each request head, which
 //! is also the idle keep-alive limit, and a cap on open connections per address.
 //!
 //! Where instances come from: with `--discovery URL` the gateway watches the registry
@@ -39,7 +39,7 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use liner_shared::http::REQUEST_ID;
 use liner_shared::rate::KeyedLimit;
-use liner_shared::server::{Bound, ConnectionLimits};
+use liner_shared::server::{Bound, ConnectionOptions};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -174,7 +174,7 @@ impl Settings {
 pub struct Running {
     bound: Bound,
     router: Router,
-    limits: ConnectionLimits,
+    options: ConnectionOptions,
     admin: Option<(Bound, Router)>,
     pools: Vec<Arc<Pool>>,
     background: CancellationToken,
@@ -198,7 +198,7 @@ impl Running {
 
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
         let admin = self.admin.map(|(bound, router)| tokio::spawn(bound.serve(router, token.clone())));
-        let served = self.bound.serve_with(self.router, token, self.limits).await;
+        let served = self.bound.serve_with(self.router, token, self.options).await;
         self.background.cancel();
         if let Some(admin) = admin {
             admin.await??;
@@ -366,7 +366,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         }
         None => None,
     };
-    let limits = ConnectionLimits {
+    let options = ConnectionOptions {
         header_timeout: Duration::from_millis(settings.header_timeout_ms),
         per_address: settings.max_connections_per_ip,
         http1_only: true,
@@ -374,7 +374,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     Ok(Running {
         bound,
         router,
-        limits,
+        options,
         admin,
         pools: all,
         _stop_background: background.clone().drop_guard(),

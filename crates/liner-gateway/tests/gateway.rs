@@ -167,12 +167,13 @@ async fn past_the_in_flight_cap_requests_are_shed_with_503() {
     s.max_in_flight = 1;
     let gw = Gateway::start(s).await;
     let client = http();
-    // One slot: while a slow request (3 s) holds it, the next one is shed.
+    // One slot: while a held request occupies it, the next one is shed.
     let slow = tokio::spawn(client.get(gw.url("/api/forums/slow")).send());
     eventually("slow request in flight", async || up.hits() >= 1).await;
     let (code, headers) = gateway_error(client.get(gw.url("/api/forums/whoami")).send().await.unwrap(), 503).await;
     assert_eq!(code, "unavailable");
     assert!(headers.contains_key("retry-after"));
+    up.release_slow();
     assert_eq!(slow.await.unwrap().unwrap().status(), 200);
     let after = client.get(gw.url("/api/forums/whoami")).send().await.unwrap();
     assert_eq!(after.status(), 200, "the slot is free again");
@@ -383,12 +384,8 @@ async fn edge_auth_with_keys_from_a_discovered_review_instance() {
 
 #[tokio::test]
 async fn per_user_rate_limit_applies_to_authenticated_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let review =
-        liner_review::build(liner_review::Settings::new(([127, 0, 0, 1], 0).into(), dir.path().into())).await.unwrap();
-    let review_url = format!("http://{}", review.addr());
-    let stop_review = CancellationToken::new();
-    tokio::spawn(review.run_until(stop_review.clone()));
+    let (_dir, review_addr, stop_review) = own_review_instance().await;
+    let review_url = format!("http://{review_addr}");
     let mut s = settings(vec![format!("review={review_url}").parse().unwrap()]);
     s.edge_auth = true;
     s.jwks_url = Some(format!("{review_url}/api/users-reviews/.well-known/jwks.json"));

@@ -29,9 +29,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-/// Limits on the connections a listener keeps.
+/// How a listener keeps its connections: limits and protocols.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
+pub struct ConnectionOptions {
     /// Time allowed for a request's head to arrive, counted from the moment the
     /// connection is ready for one: so it is also the longest a connection may stay
     /// open without sending anything, before its first request or between two
@@ -43,7 +43,7 @@ pub struct ConnectionLimits {
     pub http1_only: bool,
 }
 
-impl Default for ConnectionLimits {
+impl Default for ConnectionOptions {
     fn default() -> Self {
         Self { header_timeout: Duration::from_secs(30), per_address: 0, http1_only: false }
     }
@@ -68,9 +68,9 @@ impl Bound {
         self.addr
     }
 
-    /// Serves with the default [`ConnectionLimits`] until `token` is cancelled.
+    /// Serves with the default [`ConnectionOptions`] until `token` is cancelled.
     pub async fn serve(self, router: Router, token: CancellationToken) -> anyhow::Result<()> {
-        self.serve_with(router, token, ConnectionLimits::default()).await
+        self.serve_with(router, token, ConnectionOptions::default()).await
     }
 
     /// Serves until `token` is cancelled, then stops accepting and drains the open
@@ -83,10 +83,10 @@ impl Bound {
         self,
         router: Router,
         token: CancellationToken,
-        limits: ConnectionLimits,
+        options: ConnectionOptions,
     ) -> anyhow::Result<()> {
-        let protocols = Protocols::new(limits);
-        let per_address = PerAddress::new(limits.per_address);
+        let protocols = Protocols::new(options);
+        let per_address = PerAddress::new(options.per_address);
         let connections = TaskTracker::new();
         loop {
             let (tcp, peer) = tokio::select! {
@@ -139,14 +139,14 @@ enum Protocols {
 }
 
 impl Protocols {
-    fn new(limits: ConnectionLimits) -> Self {
-        if limits.http1_only {
+    fn new(options: ConnectionOptions) -> Self {
+        if options.http1_only {
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+            builder.timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
             return Self::Http1(builder);
         }
         let mut builder = Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
         builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
         Self::Auto(Box::new(builder))
     }

@@ -28,6 +28,8 @@ pub struct Fake {
     pub name: String,
     pub hits: Arc<AtomicUsize>,
     pub failing: Arc<AtomicBool>,
+    /// `/slow` answers only once this is closed (`Upstream::release_slow`).
+    pub slow_gate: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct Upstream {
@@ -43,6 +45,7 @@ impl Upstream {
             name: name.to_owned(),
             hits: Arc::new(AtomicUsize::new(0)),
             failing: Arc::new(AtomicBool::new(false)),
+            slow_gate: Arc::new(tokio::sync::Semaphore::new(0)),
         };
         let api = Router::new()
             .route("/whoami", any(whoami))
@@ -77,7 +80,13 @@ impl Upstream {
         self.state.hits.load(Ordering::SeqCst)
     }
 
+    /// Lets every held and future `/slow` request answer.
+    pub fn release_slow(&self) {
+        self.state.slow_gate.close();
+    }
+
     pub async fn stop(self) {
+        self.release_slow();
         self.token.cancel();
         let _ = tokio::time::timeout(DEADLINE, self.task).await;
     }
@@ -94,9 +103,11 @@ pub async fn whoami(State(s): State<Fake>, headers: HeaderMap) -> impl IntoRespo
     }))
 }
 
+/// Holds the request until the test releases it: as slow as the test needs, no longer.
 pub async fn slow(State(s): State<Fake>) -> &'static str {
     s.hits.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The gate never has permits: it only opens by being closed.
+    let _ = s.slow_gate.acquire().await;
     "late"
 }
 
