@@ -46,6 +46,7 @@ fn review_replica_child() {
         let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), data_dir.into());
         settings.service.database_url = Some(db.parse().unwrap());
         settings.service.db_max_connections = 4;
+        settings.registrations_per_address = 0;
         let review = liner_review::build(settings).await.unwrap();
         let addr = review.addr();
         println!("CHILD_ADDR={addr}");

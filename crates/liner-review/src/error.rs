@@ -15,6 +15,9 @@ pub enum ReviewError {
     /// 429 — too many failed logins for this username or address.
     #[error("too many failed logins")]
     LoginLocked { retry_after_secs: u64 },
+    /// 429 — this address registered its hourly allowance of accounts.
+    #[error("too many registrations from this address")]
+    RegistrationsLimited { retry_after_secs: u64 },
     /// 403 — authenticated, but not the owner / not the token's user.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -57,6 +60,9 @@ impl From<ReviewError> for ApiError {
             ReviewError::BadCredentials => ApiError::unauthorized("invalid username or password"),
             ReviewError::LoginLocked { retry_after_secs } => {
                 ApiError::too_many("too many failed logins; try again later", retry_after_secs)
+            }
+            ReviewError::RegistrationsLimited { retry_after_secs } => {
+                ApiError::too_many("too many accounts registered from this address; try again later", retry_after_secs)
             }
             ReviewError::Forbidden(why) => ApiError::forbidden(why),
             ReviewError::NotFound(what) => ApiError::not_found(format!("{what} not found")),

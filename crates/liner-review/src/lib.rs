@@ -33,7 +33,7 @@ use crate::keys::Signer;
 use crate::password::Passwords;
 use crate::reviews::site_prior::{SITE_PRIOR_TTL, SitePrior};
 use crate::state::AppState;
-use crate::users::limiter::LoginLimiter;
+use crate::users::limiter::{DEFAULT_REGISTRATIONS_PER_ADDR, LOGIN_WINDOW, REGISTRATION_WINDOW, WindowCounter};
 
 /// Public path prefix of every review-service route.
 pub const BASE_PATH: &str = "/api/users-reviews";
@@ -68,6 +68,10 @@ pub struct Settings {
     /// limits), e.g. the gateway's network `10.0.0.0/8`; empty trusts nobody.
     #[arg(long, env = "LINER_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: liner_shared::net::TrustedProxies,
+    /// Accounts that may be registered per client address and hour; 0 lifts the limit
+    /// (load tests that sign up thousands of users from one machine).
+    #[arg(long, env = "LINER_REGISTRATIONS_PER_ADDRESS", default_value_t = DEFAULT_REGISTRATIONS_PER_ADDR)]
+    pub registrations_per_address: u32,
 }
 
 impl Settings {
@@ -81,6 +85,7 @@ impl Settings {
             hash_threads: None,
             token_ttl_secs: 86_400,
             trusted_proxies: Default::default(),
+            registrations_per_address: DEFAULT_REGISTRATIONS_PER_ADDR,
         }
     }
 
@@ -136,7 +141,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         verifier: signer.verifier()?,
         signer,
         passwords: Passwords::new(settings.hash_threads())?,
-        login_limiter: Arc::new(LoginLimiter::new(redis, Duration::from_secs(15 * 60))),
+        login_failures: Arc::new(WindowCounter::new(redis.clone(), LOGIN_WINDOW, "login-failures")),
+        registrations: Arc::new(WindowCounter::new(redis, REGISTRATION_WINDOW, "registrations")),
+        registrations_per_addr: settings.registrations_per_address,
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
         trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
     };

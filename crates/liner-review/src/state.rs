@@ -9,7 +9,7 @@ use liner_shared::db::Db;
 use crate::keys::Signer;
 use crate::password::Passwords;
 use crate::reviews::site_prior::SitePrior;
-use crate::users::limiter::LoginLimiter;
+use crate::users::limiter::WindowCounter;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,7 +17,11 @@ pub struct AppState {
     pub signer: Arc<Signer>,
     pub verifier: Arc<Verifier>,
     pub passwords: Passwords,
-    pub login_limiter: Arc<LoginLimiter>,
+    /// Failed logins per account and per client address.
+    pub login_failures: Arc<WindowCounter>,
+    /// Registrations per client address, at most `registrations_per_addr` (0: no limit).
+    pub registrations: Arc<WindowCounter>,
+    pub registrations_per_addr: u32,
     pub site_prior: Arc<SitePrior>,
     /// Whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<liner_shared::net::TrustedProxies>,

@@ -34,6 +34,9 @@ pub struct UpSettings {
     /// Gateway rate limit per user on writes, requests/s (0 = off).
     #[arg(long, env = "LINER_RATE_LIMIT_USER", default_value_t = 50)]
     pub rate_limit_user: u32,
+    /// Accounts that may be registered per client address and hour (0 = no limit).
+    #[arg(long, env = "LINER_REGISTRATIONS_PER_ADDRESS", default_value_t = liner_review::users::limiter::DEFAULT_REGISTRATIONS_PER_ADDR)]
+    pub registrations_per_address: u32,
     /// Review-service database instead of the SQLite file (tests use a PostgreSQL one).
     #[arg(long, env = "LINER_REVIEW_DATABASE_URL", hide = true)]
     pub review_database_url: Option<DatabaseUrl>,
@@ -54,6 +57,7 @@ impl UpSettings {
             discovery_listen: ([127, 0, 0, 1], 0).into(),
             rate_limit_ip: 1000,
             rate_limit_user: 50,
+            registrations_per_address: liner_review::users::limiter::DEFAULT_REGISTRATIONS_PER_ADDR,
             review_database_url: None,
             forum_database_url: None,
             catalog_database_url: None,
@@ -94,6 +98,7 @@ impl System {
         review_settings.service.discovery_token = secret.clone();
         // The gateway reaches it over loopback: believe its `X-Forwarded-For`.
         review_settings.trusted_proxies = liner_shared::net::TrustedProxies::loopback();
+        review_settings.registrations_per_address = settings.registrations_per_address;
         let review = liner_review::build(review_settings).await?;
         let review_addr = review.addr();
 

@@ -155,9 +155,9 @@ fn burst(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forum_replica_killed_mid_burst_loses_nothing() {
     let review_dir = tempfile::tempdir().expect("tempdir");
-    let review = liner_review::build(liner_review::Settings::new(([127, 0, 0, 1], 0).into(), review_dir.path().into()))
-        .await
-        .expect("review starts");
+    let mut review_settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), review_dir.path().into());
+    review_settings.registrations_per_address = 0;
+    let review = liner_review::build(review_settings).await.expect("review starts");
     let review_base = format!("http://{}", review.addr());
     let stop = CancellationToken::new();
     tokio::spawn(review.run_until(stop.clone()));

@@ -398,3 +398,50 @@ async fn a_direct_caller_cannot_spoof_its_address_past_the_lockout() {
     stop.cancel();
     let _ = served.await;
 }
+
+/// Sign-ups are limited per client address (as the trusted gateway names it), and the
+/// count is shared by replicas through Redis: three accounts per address here, the
+/// fourth is refused on either replica while another address still signs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_limited_per_client_address_across_replicas() {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut dirs = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), dir.path().into());
+        settings.redis_url = Some(liner_shared::testkit::redis_url());
+        settings.trusted_proxies = liner_shared::net::TrustedProxies::loopback();
+        settings.registrations_per_address = 3;
+        let review = liner_review::build(settings).await.expect("review");
+        bases.push(format!("http://{}/api/users-reviews", review.addr()));
+        tokio::spawn(review.run_until(stop.clone()));
+        dirs.push(dir);
+    }
+    // Redis outlives the test: an address of this run's own.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let (pid, nanos) = (std::process::id() & 0xffff, nanos & 0xffff);
+    let (client, other) = (format!("2001:db8::{pid:x}:{nanos:x}"), format!("2001:db8:1::{pid:x}:{nanos:x}"));
+    let http = reqwest::Client::new();
+    let register = async |base: &str, from: &str, name: &str| {
+        http.post(format!("{base}/users/register"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"username": name, "password": "password1", "email": format!("{name}@example.com")}))
+            .send()
+            .await
+            .expect("sent")
+    };
+    for (n, base) in [&bases[0], &bases[1], &bases[0]].into_iter().enumerate() {
+        assert_eq!(register(base, &client, &format!("early{n}")).await.status(), 201, "sign-up {n}");
+    }
+    for base in &bases {
+        let refused = register(base, &client, "late").await;
+        assert_eq!(refused.status(), 429, "the fourth sign-up from one address, on either replica");
+        let wait: u64 = refused.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+        assert!((1..=3600).contains(&wait), "retry-after {wait}");
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    }
+    assert_eq!(register(&bases[1], &other, "elsewhere").await.status(), 201, "another address");
+    stop.cancel();
+}

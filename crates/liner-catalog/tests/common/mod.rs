@@ -34,10 +34,9 @@ pub async fn start(backend: Backend) -> Catalog {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let stop = CancellationToken::new();
-    let review =
-        liner_review::build(liner_review::Settings::new("127.0.0.1:0".parse().unwrap(), dir.path().join("review")))
-            .await
-            .expect("review service builds");
+    let mut review_settings = liner_review::Settings::new("127.0.0.1:0".parse().unwrap(), dir.path().join("review"));
+    review_settings.registrations_per_address = 0;
+    let review = liner_review::build(review_settings).await.expect("review service builds");
     let review_base = format!("http://{}", review.addr());
     tokio::spawn(review.run_until(stop.clone()));
 

@@ -17,14 +17,28 @@ use crate::state::AppState;
 /// Register a new user.
 #[utoipa::path(post, path = "/users/register", tag = "users", request_body = RegisterRequest,
     responses((status = 201, body = RegisteredUser), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+        (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, ApiJson<RegisteredUser>), ApiError> {
     validate_username(&req.username)?;
     validate_email(&req.email)?;
     validate_password(&req.password)?;
+    // Accounts created per client address and hour (0: no limit). Checked before the
+    // hash and counted after the insert, so concurrent sign-ups may overshoot by a few.
+    let addr_key = format!("addr:{}", state.trusted_proxies.client_addr(&headers, peer.ip()));
+    let max = state.registrations_per_addr;
+    if max > 0 {
+        state
+            .registrations
+            .check(&addr_key, max)
+            .await
+            .map_err(|retry_after_secs| ReviewError::RegistrationsLimited { retry_after_secs })?;
+    }
     let user = User {
         id: new_id(),
         username: req.username,
@@ -33,6 +47,9 @@ pub async fn register(
         created_at: now_millis(),
     };
     store::insert(&state.db, &user).await?;
+    if max > 0 {
+        state.registrations.record(&addr_key).await;
+    }
     tracing::info!(user_id = %user.id, "user registered");
     let body = RegisteredUser {
         id: user.id,
@@ -65,15 +82,15 @@ pub async fn login(
         None => format!("name:{}", req.username.to_lowercase()),
     };
     let addr_key = format!("addr:{}", state.trusted_proxies.client_addr(&headers, peer.ip()));
-    let limiter = &state.login_limiter;
+    let limiter = &state.login_failures;
     for (key, max) in [(&user_key, MAX_FAILURES_PER_USER), (&addr_key, MAX_FAILURES_PER_ADDR)] {
         limiter.check(key, max).await.map_err(|retry_after_secs| ReviewError::LoginLocked { retry_after_secs })?;
     }
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = state.passwords.verify(req.password, hash).await.map_err(ReviewError::Internal)?;
     let Some(user) = user.filter(|_| ok) else {
-        limiter.record_failure(&user_key).await;
-        limiter.record_failure(&addr_key).await;
+        limiter.record(&user_key).await;
+        limiter.record(&addr_key).await;
         return Err(ReviewError::BadCredentials.into());
     };
     limiter.reset(&user_key).await;

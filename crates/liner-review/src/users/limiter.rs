@@ -1,9 +1,14 @@
-//! Locks out repeated failed logins, per account and per client address.
+//! Counts events per key in a fixed window: failed logins (per account and per client
+//! address) and registrations (per client address).
 //!
 //! Counting failures (not attempts) means a user who types the right password is never
 //! slowed down, while a guesser gets `max_failures` tries per window. With Redis the
 //! counters are shared by every review replica (`INCR` + `EXPIRE … NX`); without it, or
 //! while Redis is unreachable, each process counts on its own.
+//!
+//! Why not `governor` (`liner_shared::rate`): these counters must be shared by the
+//! replicas through Redis and survive a replica's restart, and a lockout's
+//! `Retry-After` is the window's remaining time, not a token bucket's refill.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
-pub struct LoginLimiter {
+pub struct WindowCounter {
     redis: Option<ConnectionManager>,
     local: Mutex<HashMap<String, (u32, Instant)>>,
     window: Duration,
+    /// Names the counters in Redis, e.g. `login-failures`.
+    name: &'static str,
 }
 
 /// Failed logins allowed per account within the window.
@@ -22,16 +29,24 @@ pub const MAX_FAILURES_PER_USER: u32 = 5;
 /// Failed logins allowed per client address within the window (many users behind one NAT).
 pub const MAX_FAILURES_PER_ADDR: u32 = 30;
 
-impl LoginLimiter {
-    pub fn new(redis: Option<ConnectionManager>, window: Duration) -> Self {
-        Self { redis, local: Mutex::new(HashMap::new()), window }
+/// Registrations allowed per client address and window unless configured
+/// (`--registrations-per-address`).
+pub const DEFAULT_REGISTRATIONS_PER_ADDR: u32 = 10;
+/// The registration window.
+pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
+/// The failed-login window.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl WindowCounter {
+    pub fn new(redis: Option<ConnectionManager>, window: Duration, name: &'static str) -> Self {
+        Self { redis, local: Mutex::new(HashMap::new()), window, name }
     }
 
     /// `Err(seconds)` when `key` has used up its `max` failures in the current window.
     pub async fn check(&self, key: &str, max: u32) -> Result<(), u64> {
         if let Some(mut conn) = self.redis.clone() {
             let got: redis::RedisResult<(Option<u32>, i64)> =
-                redis::pipe().get(redis_key(key)).ttl(redis_key(key)).query_async(&mut conn).await;
+                redis::pipe().get(self.redis_key(key)).ttl(self.redis_key(key)).query_async(&mut conn).await;
             match got {
                 Ok((count, ttl)) if count.unwrap_or(0) >= max => return Err(ttl.max(1) as u64),
                 Ok(_) => return Ok(()),
@@ -47,13 +62,14 @@ impl LoginLimiter {
         }
     }
 
-    pub async fn record_failure(&self, key: &str) {
+    /// Counts one event for `key`.
+    pub async fn record(&self, key: &str) {
         if let Some(mut conn) = self.redis.clone() {
             let done: redis::RedisResult<()> = redis::pipe()
-                .incr(redis_key(key), 1)
+                .incr(self.redis_key(key), 1)
                 .ignore()
                 .cmd("EXPIRE")
-                .arg(redis_key(key))
+                .arg(self.redis_key(key))
                 .arg(self.window.as_secs())
                 .arg("NX")
                 .ignore()
@@ -77,12 +93,14 @@ impl LoginLimiter {
 
     pub async fn reset(&self, key: &str) {
         if let Some(mut conn) = self.redis.clone() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(redis_key(key)).query_async(&mut conn).await;
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(self.redis_key(key)).query_async(&mut conn).await;
         }
         self.local.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }
 
-fn redis_key(key: &str) -> String {
-    format!("liner:review:login-failures:{key}")
+impl WindowCounter {
+    fn redis_key(&self, key: &str) -> String {
+        format!("liner:review:{}:{key}", self.name)
+    }
 }
