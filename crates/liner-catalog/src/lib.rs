@@ -91,6 +91,7 @@ pub struct Running {
     bound: Bound,
     router: Router,
     registrar: Option<Registrar>,
+    drain: liner_shared::shutdown::Drain,
 }
 
 impl Running {
@@ -98,10 +99,11 @@ impl Running {
         self.bound.addr()
     }
 
-    /// Serves (registered with discovery, when configured) until `token` is cancelled;
-    /// deregisters on the way out.
+    /// Serves (registered with discovery, when configured) until `token` is cancelled,
+    /// and then for the drain period (`--drain-secs`); deregisters as soon as `token` is.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        serve_registered(self.registrar, token.clone(), self.bound.serve(self.router, token)).await
+        serve_registered(self.registrar, token.clone(), self.bound.serve(self.router, self.drain.serve_until(&token)))
+            .await
     }
 }
 
@@ -116,7 +118,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let (_, grpc_health) = liner_discovery::grpc_health::router("catalog").await;
     let bound = Bound::bind(settings.listen, "catalog").await?;
     let registrar = registrar_for(&settings.service, "catalog", bound.addr())?;
-    Ok(Running { bound, router: router(state).merge(grpc_health), registrar })
+    Ok(Running { bound, router: router(state).merge(grpc_health), registrar, drain: settings.service.drain })
 }
 
 /// The whole HTTP surface: API under [`BASE_PATH`], plus `/healthz`, `/readyz`, `/metrics`.

@@ -184,6 +184,7 @@ pub struct Running {
     router: Router,
     registrar: Option<Registrar>,
     shutdown: CancellationToken,
+    drain: liner_shared::shutdown::Drain,
     tasks: TaskTracker,
     sessions: TaskTracker,
     probe: LiveProbe,
@@ -200,18 +201,20 @@ impl Running {
         self.probe.clone()
     }
 
-    /// Serves until `token` is cancelled; then every chat session closes with 1001
-    /// (clients reconnect with `since`) and the background tasks stop.
+    /// Serves until `token` is cancelled and then for the drain period (`--drain-secs`;
+    /// deregistered at once); then every chat session closes with 1001 (clients
+    /// reconnect with `since`, to another replica) and the background tasks stop.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        let Running { bound, router, registrar, shutdown, tasks, sessions, probe: _, _stop_on_drop } = self;
+        let Running { bound, router, registrar, shutdown, drain, tasks, sessions, probe: _, _stop_on_drop } = self;
+        let serving = drain.serve_until(&token);
         let link = {
-            let (token, shutdown) = (token.clone(), shutdown.clone());
+            let (serving, shutdown) = (serving.clone(), shutdown.clone());
             tokio::spawn(async move {
-                token.cancelled().await;
+                serving.cancelled().await;
                 shutdown.cancel();
             })
         };
-        let served = serve_registered(registrar, token.clone(), bound.serve(router, token)).await;
+        let served = serve_registered(registrar, token.clone(), bound.serve(router, serving)).await;
         shutdown.cancel();
         link.abort();
         sessions.close();
@@ -265,6 +268,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         router: router(state).merge(grpc_health),
         registrar,
         shutdown,
+        drain: settings.service.drain,
         tasks,
         sessions,
         probe,

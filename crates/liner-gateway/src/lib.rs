@@ -130,6 +130,8 @@ pub struct Settings {
     /// First breaker cool-down in milliseconds (doubles per failed probe, up to 30 s).
     #[arg(long, env = "LINER_BREAKER_COOLDOWN_MS", default_value_t = 1000)]
     pub breaker_cooldown_ms: u64,
+    #[command(flatten)]
+    pub drain: liner_shared::shutdown::Drain,
 }
 
 impl Settings {
@@ -158,6 +160,7 @@ impl Settings {
             max_response_bytes: 16 * 1024 * 1024,
             cors_origins: Vec::new(),
             health_interval_ms: 2000,
+            drain: Default::default(),
             max_attempts: 3,
             breaker_failures: 5,
             breaker_cooldown_ms: 1000,
@@ -176,6 +179,7 @@ pub struct Running {
     router: Router,
     options: ConnectionOptions,
     admin: Option<(Bound, Router)>,
+    drain: liner_shared::shutdown::Drain,
     pools: Vec<Arc<Pool>>,
     background: CancellationToken,
     _stop_background: DropGuard,
@@ -196,9 +200,12 @@ impl Running {
         PoolsView(self.pools.clone())
     }
 
+    /// Serves until `token` is cancelled and then for the drain period (`--drain-secs`,
+    /// `/readyz` at 503 meanwhile); open tunnels close once the listener has.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        let admin = self.admin.map(|(bound, router)| tokio::spawn(bound.serve(router, token.clone())));
-        let served = self.bound.serve_with(self.router, token, self.options).await;
+        let serving = self.drain.serve_until(&token);
+        let admin = self.admin.map(|(bound, router)| tokio::spawn(bound.serve(router, serving.clone())));
+        let served = self.bound.serve_with(self.router, serving, self.options).await;
         self.background.cancel();
         if let Some(admin) = admin {
             admin.await??;
@@ -376,6 +383,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         router,
         options,
         admin,
+        drain: settings.drain,
         pools: all,
         _stop_background: background.clone().drop_guard(),
         background,

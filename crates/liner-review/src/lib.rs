@@ -107,6 +107,7 @@ pub struct Running {
     bound: Bound,
     router: Router,
     registrar: Option<Registrar>,
+    drain: liner_shared::shutdown::Drain,
 }
 
 impl Running {
@@ -114,10 +115,11 @@ impl Running {
         self.bound.addr()
     }
 
-    /// Serves (registered with discovery, when configured) until `token` is cancelled;
-    /// deregisters on the way out.
+    /// Serves (registered with discovery, when configured) until `token` is cancelled,
+    /// and then for the drain period (`--drain-secs`); deregisters as soon as `token` is.
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
-        serve_registered(self.registrar, token.clone(), self.bound.serve(self.router, token)).await
+        serve_registered(self.registrar, token.clone(), self.bound.serve(self.router, self.drain.serve_until(&token)))
+            .await
     }
 }
 
@@ -151,7 +153,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let (_, grpc_health) = liner_discovery::grpc_health::router("review").await;
     let bound = Bound::bind(settings.listen, "review").await?;
     let registrar = registrar_for(&settings.service, "review", bound.addr())?;
-    Ok(Running { bound, router: router(state).merge(grpc_health), registrar })
+    Ok(Running { bound, router: router(state).merge(grpc_health), registrar, drain: settings.service.drain })
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {

@@ -89,6 +89,8 @@ pub struct ServiceArgs {
     pub advertise_host: Option<String>,
     #[command(flatten)]
     pub discovery_token: DiscoveryToken,
+    #[command(flatten)]
+    pub drain: crate::shutdown::Drain,
 }
 
 /// The registry's shared secret: a registry given one refuses every call without it, and
@@ -151,6 +153,7 @@ impl ServiceArgs {
             discovery: None,
             advertise_host: None,
             discovery_token: DiscoveryToken::default(),
+            drain: Default::default(),
         }
     }
 

@@ -75,14 +75,16 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// A readiness probe: true when the service's dependencies answer.
 pub type ReadyCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
-/// `/healthz` (alive), `/readyz` (dependencies reachable).
+/// `/healthz` (alive), `/readyz` (dependencies reachable and not draining).
 pub fn ops_router(ready: ReadyCheck) -> Router {
     Router::new().route("/healthz", get(|| async { "ok" })).route(
         "/readyz",
         get(move || {
             let ready = ready.clone();
             async move {
-                if ready().await {
+                if crate::shutdown::is_draining() {
+                    ApiError::unavailable("draining: this instance is stopping").into_response()
+                } else if ready().await {
                     "ready".into_response()
                 } else {
                     ApiError::unavailable("a dependency is not reachable").into_response()

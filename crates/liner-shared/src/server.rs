@@ -127,7 +127,9 @@ impl Bound {
         }
         drop(self.listener);
         connections.close();
-        connections.wait().await;
+        if tokio::time::timeout(crate::shutdown::IN_FLIGHT_DEADLINE, connections.wait()).await.is_err() {
+            tracing::warn!(left = connections.len(), "requests still in flight at the deadline; abandoned");
+        }
         Ok(())
     }
 }

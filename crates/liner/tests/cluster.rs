@@ -26,6 +26,11 @@
 //! from their next heartbeats, and once it calls itself complete the gateway's pool is
 //! still whole.
 //!
+//! Last, a rolling restart under the same load: each of the four replicas in turn gets
+//! SIGTERM (started with `--drain-secs 2`), answers 503 on `/readyz` while it drains,
+//! is gone from the registry, exits 0, and is started again; no HTTP request fails
+//! meanwhile, and chat members on a stopped forum replica resume on the other.
+//!
 //! The gateway's pool is observed from outside through its admin `/metrics`
 //! (`gateway_upstream_instances`, `gateway_upstream_ready`,
 //! `gateway_upstream_breaker_state`, `gateway_upstream_requests_total`), the registry
@@ -65,7 +70,10 @@ const REJOIN_BOUND: Duration = Duration::from_secs(30);
 /// interval (3.3 s) at most.
 const REGISTRY_REBUILD_BOUND: Duration = Duration::from_secs(20);
 /// Hard cap on the load phase, whatever happens.
-const LOAD_CAP: Duration = Duration::from_secs(60);
+const LOAD_CAP: Duration = Duration::from_secs(150);
+/// What the replicas are started with: the drain after SIGTERM (not ready, deregistered,
+/// still serving) before the listener closes.
+const DRAIN_SECS: &str = "2";
 
 const REVIEW_CLIENTS: usize = 4;
 /// Each review client: one request per tick, alternating a write and a read (25/s).
@@ -125,6 +133,22 @@ impl Proc {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, as a rollout stops a pod; waits for the exit (within `bound`).
+    async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} did not exit within {bound:?} of SIGTERM", self.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -685,6 +709,8 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
         key_dir.to_str().expect("utf-8 path"),
         "--db-max-connections",
         "5",
+        "--drain-secs",
+        DRAIN_SECS,
     ]);
     let forum_args = s(&[
         "forum",
@@ -702,6 +728,8 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
         &gw,
         "--db-max-connections",
         "5",
+        "--drain-secs",
+        DRAIN_SECS,
     ]);
     // The first review replica generates the signing key; the second reads it.
     let mut reviews = vec![spawn(&logs, "review-1", &free_addr(), &review_args)];
@@ -968,6 +996,44 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     assert_eq!(min_pool, (2, 2), "the gateway kept its last known set while the registry was down or rebuilding");
     assert!(served_meanwhile > 100 && acked_meanwhile > 10, "routing never stopped during the registry restart");
 
+    // --- a rolling restart: each replica in turn gets SIGTERM, as a rollout stops a pod ---------
+    let rolling_started = Instant::now();
+    for (service, procs, args) in [("review", &mut reviews[..], &review_args), ("forum", &mut forums[..], &forum_args)]
+    {
+        for proc in procs.iter_mut() {
+            let addr = proc.addr.clone();
+            let stopping = {
+                let (http, url) = (http.clone(), proc.url());
+                // Sampled while the process stops: draining shows as 503 on /readyz.
+                tokio::spawn(async move {
+                    let mut saw_draining = false;
+                    while let Ok(res) = http.get(format!("{url}/readyz")).send().await {
+                        saw_draining |= res.status() == 503;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    saw_draining
+                })
+            };
+            let terminated_at = Instant::now();
+            let stopped = proc.terminate(Duration::from_secs(30)).await;
+            let took = terminated_at.elapsed();
+            assert!(stopped.success(), "{service} {addr} exits 0 after SIGTERM, got {stopped}");
+            assert!(stopping.await.expect("sampler"), "{service} {addr}: /readyz answered 503 while draining");
+            let gone = registry_list(&discovery_url, service).await.expect("registry answers");
+            assert!(!gone.0.contains(&addr), "{service} {addr} deregistered on SIGTERM: {gone:?}");
+            let back = restart(&http, &logs, proc, args).await;
+            *proc = back;
+            let new_addr = proc.addr.clone();
+            wait_until(&format!("{service} {new_addr} back in rotation"), REJOIN_BOUND, || async {
+                GatewayView::fetch(&http, &gw_admin).await.ready(&new_addr) == Some(true)
+            })
+            .await;
+            eprintln!("rolling restart: {service} {addr} stopped in {} ms (drain {DRAIN_SECS} s)", ms(took));
+        }
+    }
+    let rolling = rolling_started..Instant::now();
+    eprintln!("rolling restart of all four replicas took {} ms", ms(rolling.end - rolling.start));
+
     // --- stop the load, collect --------------------------------------------------------------
     running.store(false, Ordering::Relaxed);
     ctl.stop_sending.store(true, Ordering::Relaxed);
@@ -1050,6 +1116,15 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
         );
     }
     let reconnect_max = on_killed.iter().flat_map(|l| l.reconnect_took.iter()).max().copied().unwrap_or_default();
+
+    // The rolling restart failed no HTTP request.
+    let during_rollout: Vec<&(Instant, String)> = logs_http
+        .iter()
+        .chain(std::iter::once(&history_log))
+        .flat_map(|l| &l.failures)
+        .filter(|(t, _)| rolling.contains(t))
+        .collect();
+    assert!(during_rollout.is_empty(), "requests failed during the rolling restart: {during_rollout:?}");
 
     // HTTP clients: never two failed reads in a row.
     let all_http: Vec<&HttpLog> = logs_http.iter().chain(std::iter::once(&history_log)).collect();
