@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use axum::Router;
 use liner_discovery::client::{Registrar, registrar_for, serve_registered};
-use liner_shared::auth::Verifier;
 use liner_shared::config::{DatabaseUrl, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
@@ -53,13 +52,9 @@ pub struct Settings {
     /// Storage and registration (`--database-url`, default `catalog.db` in the data dir).
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// The review service's public keys (JWKS) for verifying tokens.
-    #[arg(
-        long,
-        env = "LINER_JWKS_URL",
-        default_value = "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json"
-    )]
-    pub jwks_url: String,
+    /// The review service (token keys): found through the registry unless given.
+    #[command(flatten)]
+    pub review: liner_discovery::peers::ReviewArgs,
     /// Load the shipped sample (a few hundred albums) on start when the catalogue is empty.
     #[arg(long, env = "LINER_CATALOG_LOAD_SAMPLE", default_value_t = false, action = clap::ArgAction::Set)]
     pub load_sample: bool,
@@ -68,12 +63,7 @@ pub struct Settings {
 impl Settings {
     /// Defaults for a given listen address and data dir (used by `liner up` and tests).
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
-        Self {
-            listen,
-            service: ServiceArgs::new(data_dir),
-            jwks_url: "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json".into(),
-            load_sample: false,
-        }
+        Self { listen, service: ServiceArgs::new(data_dir), review: Default::default(), load_sample: false }
     }
 }
 
@@ -92,6 +82,9 @@ pub struct Running {
     router: Router,
     registrar: Option<Registrar>,
     drain: liner_shared::shutdown::Drain,
+    /// Stops the review-instance watch and the key prefetch when serving ends or the
+    /// service is dropped unserved.
+    _background: tokio_util::sync::DropGuard,
 }
 
 impl Running {
@@ -113,12 +106,25 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     if settings.load_sample {
         import::load_sample_if_empty(&db).await?;
     }
-    let state = AppState { db, verifier: Arc::new(Verifier::remote(settings.jwks_url.clone())) };
+    let background = CancellationToken::new();
+    let (_, verifier) = settings.review.connect(&settings.service, background.child_token())?;
+    let verifier = Arc::new(verifier);
+    tokio::spawn({
+        let (verifier, token) = (verifier.clone(), background.child_token());
+        async move { verifier.prefetch_until(token).await }
+    });
+    let state = AppState { db, verifier };
     // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
     let (_, grpc_health) = liner_discovery::grpc_health::router("catalog").await;
     let bound = Bound::bind(settings.listen, "catalog").await?;
     let registrar = registrar_for(&settings.service, "catalog", bound.addr())?;
-    Ok(Running { bound, router: router(state).merge(grpc_health), registrar, drain: settings.service.drain })
+    Ok(Running {
+        bound,
+        router: router(state).merge(grpc_health),
+        registrar,
+        drain: settings.service.drain,
+        _background: background.drop_guard(),
+    })
 }
 
 /// The whole HTTP surface: API under [`BASE_PATH`], plus `/healthz`, `/readyz`, `/metrics`.

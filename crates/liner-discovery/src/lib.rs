@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod grpc_health;
+pub mod peers;
 pub mod registry;
 pub mod service;
 

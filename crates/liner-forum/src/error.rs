@@ -20,6 +20,9 @@ pub enum ForumError {
     /// 403 — authenticated, but not allowed (not the creator, not the token's user, foreign Origin).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    /// 401 — a validly signed token of a user the review service does not know.
+    #[error("the token's user does not exist")]
+    UnknownUser,
     /// 404
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -46,6 +49,12 @@ impl ForumError {
     }
 }
 
+impl From<crate::users::UnknownUser> for ForumError {
+    fn from(_: crate::users::UnknownUser) -> Self {
+        ForumError::UnknownUser
+    }
+}
+
 impl From<sqlx::Error> for ForumError {
     fn from(e: sqlx::Error) -> Self {
         if liner_shared::db::is_unavailable(&e) { Self::Unavailable(e.to_string()) } else { Self::Internal(e.into()) }
@@ -59,6 +68,7 @@ impl From<ForumError> for ApiError {
             ForumError::BadQuery(msg) => ApiError::bad_request("bad_query", msg),
             ForumError::NotWebSocket => ApiError::bad_request("websocket_required", e.to_string()),
             ForumError::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+            ForumError::UnknownUser => ApiError::unauthorized(e.to_string()),
             ForumError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             ForumError::RoomExists { existing_id } => ApiError::conflict(
                 "room_exists",

@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use axum::Router;
 use liner_discovery::client::{Registrar, registrar_for, serve_registered};
-use liner_shared::auth::Verifier;
 use liner_shared::config::{DatabaseUrl, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
@@ -70,16 +69,9 @@ pub struct Settings {
     /// in-process (one replica only).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    /// The review service's public keys (JWKS) for verifying tokens.
-    #[arg(
-        long,
-        env = "LINER_JWKS_URL",
-        default_value = "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json"
-    )]
-    pub jwks_url: String,
-    /// Base URL of the review service, for username lookups.
-    #[arg(long, env = "LINER_REVIEW_URL", default_value = "http://127.0.0.1:8081")]
-    pub review_url: String,
+    /// The review service (token keys, usernames): found through the registry unless given.
+    #[command(flatten)]
+    pub review: liner_discovery::peers::ReviewArgs,
     /// Origins allowed to open chat connections (comma list; `*` allows any). Requests
     /// without an `Origin` header (non-browser clients) are always allowed.
     #[arg(
@@ -116,8 +108,7 @@ impl Settings {
             listen,
             service: ServiceArgs::new(data_dir),
             redis_url: None,
-            jwks_url: "http://127.0.0.1:8081/api/users-reviews/.well-known/jwks.json".into(),
-            review_url: "http://127.0.0.1:8081".into(),
+            review: Default::default(),
             allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
             admin_users: Vec::new(),
             send_queue: 256,
@@ -246,12 +237,18 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
     tasks.spawn(fanout::reconcile_loop(hub.clone(), db.clone(), Duration::from_secs(1), shutdown.clone()));
+    let (review, verifier) = settings.review.connect(&settings.service, shutdown.child_token())?;
+    let verifier = Arc::new(verifier);
+    tasks.spawn({
+        let (verifier, token) = (verifier.clone(), shutdown.child_token());
+        async move { verifier.prefetch_until(token).await }
+    });
     let state = AppState {
         db,
         writes: Arc::default(),
-        verifier: Arc::new(Verifier::remote(settings.jwks_url.clone())),
+        verifier,
         fanout: Arc::new(Fanout::new(hub, redis)),
-        users: Arc::new(Usernames::new(&settings.review_url)?),
+        users: Arc::new(Usernames::new(review)?),
         chat: Arc::new(settings.chat_config()),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),

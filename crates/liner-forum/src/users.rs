@@ -1,5 +1,11 @@
-//! Usernames for `message` frames, looked up over REST from the review service (which
-//! owns users; the forum never reads its tables).
+//! Usernames for `message` frames, and whether a token's user exists at all, looked up
+//! over REST from the review service (which owns users; the forum never reads its
+//! tables). The review instances are called directly ([`ServiceUrls`]: from the
+//! registry, or `--review-url`), never through the public gateway and its limits.
+//!
+//! A token is validly signed, but its user may since have been deleted (or the token
+//! minted by a key of another deployment's database): when the review service answers
+//! 404 for the user, the forum refuses the token like the review service does.
 //!
 //! Why cached and why a fallback: a username is resolved once per WebSocket connection
 //! (and stored with each message), so the review service sees at most one request per
@@ -11,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use liner_discovery::peers::ServiceUrls;
 use liner_shared::auth::Claims;
 use moka::sync::Cache;
 use serde::Deserialize;
@@ -22,12 +29,16 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Usernames {
     client: reqwest::Client,
-    /// e.g. `http://127.0.0.1:8081/api/users-reviews`.
-    api_base: String,
-    /// user id → username.
-    cache: Cache<String, String>,
+    /// The review instances (base URLs).
+    review: ServiceUrls,
+    /// user id → username, or `None`: the review service does not know the user.
+    cache: Cache<String, Option<String>>,
     down_until: std::sync::Mutex<Option<Instant>>,
 }
+
+/// The token's user does not exist (the review service said so).
+#[derive(Debug)]
+pub struct UnknownUser;
 
 #[derive(Deserialize)]
 struct Profile {
@@ -35,42 +46,43 @@ struct Profile {
 }
 
 impl Usernames {
-    /// `review_url` is the review service's base URL, with or without its `/api/users-reviews` prefix.
-    pub fn new(review_url: &str) -> anyhow::Result<Self> {
-        let base = review_url.trim_end_matches('/');
-        let base = base.strip_suffix("/api/users-reviews").unwrap_or(base);
+    pub fn new(review: ServiceUrls) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder().timeout(LOOKUP_TIMEOUT).connect_timeout(LOOKUP_TIMEOUT).build()?;
         Ok(Self {
             client,
-            api_base: format!("{base}/api/users-reviews"),
+            review,
             cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build(),
             down_until: std::sync::Mutex::new(None),
         })
     }
 
-    /// The user's current username, else the token's, else the user id.
-    pub async fn resolve(&self, claims: &Claims) -> String {
+    /// The user's current username, else (review service away) the token's, else the
+    /// user id; [`UnknownUser`] when the review service says the user does not exist.
+    pub async fn resolve(&self, claims: &Claims) -> Result<String, UnknownUser> {
         let fallback = if claims.name.is_empty() { claims.sub.clone() } else { claims.name.clone() };
         if let Some(hit) = self.cache.get(&claims.sub) {
-            return hit;
+            return hit.ok_or(UnknownUser);
         }
         // Ids are ours (the token is signed), but keep the URL well-formed regardless.
         let id_ok =
             !claims.sub.is_empty() && claims.sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !id_ok || self.is_backing_off() {
-            return fallback;
+            return Ok(fallback);
         }
-        let url = format!("{}/users/profile/{}", self.api_base, claims.sub);
+        let Some(base) = self.review.pick() else {
+            tracing::debug!("no review instance known yet; using the token's name");
+            return Ok(fallback);
+        };
+        let url = format!("{base}/api/users-reviews/users/profile/{}", claims.sub);
         match self.fetch(&url).await {
-            Ok(Some(name)) => {
-                self.cache.insert(claims.sub.clone(), name.clone());
-                name
+            Ok(found) => {
+                self.cache.insert(claims.sub.clone(), found.clone());
+                found.ok_or(UnknownUser)
             }
-            Ok(None) => fallback,
             Err(e) => {
                 tracing::warn!(error = %e, "review service unreachable for username lookups; using token names");
                 *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + BACKOFF);
-                fallback
+                Ok(fallback)
             }
         }
     }

@@ -195,3 +195,40 @@ async fn ops_endpoints_and_openapi() {
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "not_found");
 }
+
+/// A token signed by the review service's own key, for a user it does not have (deleted,
+/// or minted against another database), is refused by the forum as by the review
+/// service: REST writes and chat connects answer 401; a real user's token still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_a_user_that_does_not_exist_is_refused() {
+    let review = start_review().await;
+    let (_backing, forums) = start_forums(&review, Mode::Embedded, |_| {}).await;
+    let forum = &forums[0];
+    let alice = register(&review, "alice").await;
+    let room = create_room(forum, &alice, json!({"roomType": "genre", "genreId": "jazz", "title": "Jazz"})).await;
+    let room_id = room["id"].as_str().expect("room id");
+
+    let key_file = review.dir.path().join("review").join("review-jwt-ed25519.pem");
+    let signer = liner_review::keys::Signer::load_or_generate(&key_file, 3600).expect("the review service's key");
+    let ghost = signer.issue("no-such-user", "ghost").expect("token");
+
+    let res = reqwest::Client::new()
+        .post(forum.api("/rooms"))
+        .bearer_auth(&ghost)
+        .json(&json!({"roomType": "genre", "genreId": "ghosts", "title": "Boo"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status().as_u16(), 401, "a room created with a nonexistent user's token");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+
+    let url = connect_url(forum, room_id, None);
+    match try_connect(&url, &[("authorization", format!("Bearer {ghost}"))], None).await {
+        Ok(_) => panic!("a chat connect with a nonexistent user's token was accepted"),
+        Err(refused) => assert_eq!(refused.0, 401, "{refused:?}"),
+    }
+
+    let mut ws = connect(forum, &alice, room_id, None).await;
+    wait_joined(&mut ws, &alice).await;
+}

@@ -240,10 +240,6 @@ impl PoolsView {
     }
 }
 
-fn base_url(address: &str) -> String {
-    if address.starts_with("http://") { address.trim_end_matches('/').to_owned() } else { format!("http://{address}") }
-}
-
 fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     if origins.is_empty() {
         return Ok(None);
@@ -296,7 +292,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                     let urls: Option<Vec<String>> = watched
                         .borrow_and_update()
                         .as_ref()
-                        .map(|set| set.iter().map(|i| base_url(&i.address)).collect());
+                        .map(|set| set.iter().map(|i| liner_discovery::peers::base_url(&i.address)).collect());
                     if let Some(urls) = urls {
                         pool.set_discovered(urls);
                     }
@@ -314,8 +310,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     ));
 
     let review = pools.get("review").cloned().ok_or_else(|| anyhow::anyhow!("review route missing"))?;
-    let auth =
-        settings.edge_auth.then(|| Arc::new(auth::EdgeAuth::new(settings.jwks_url.clone(), review, client.clone())));
+    let auth = settings.edge_auth.then(|| Arc::new(auth::EdgeAuth::new(settings.jwks_url.clone(), review)));
     if let Some(auth) = auth.clone() {
         let token = background.child_token();
         tokio::spawn(async move { auth.prefetch_until(token).await });

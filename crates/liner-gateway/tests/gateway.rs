@@ -432,12 +432,18 @@ async fn writes_get_503_not_401_while_no_keys_can_be_fetched() {
     let mut s = settings(vec![forum.route("forum")]);
     s.edge_auth = true;
     let gw = Gateway::start(s).await;
-    let res = http().post(gw.url("/api/forums/rooms")).bearer_auth("a.b.c").send().await.unwrap();
+    // A well-formed token (garbage is 401 whatever the keys) from an issuer not reachable.
+    let dir = tempfile::tempdir().unwrap();
+    let signer = liner_review::keys::Signer::load_or_generate(&dir.path().join("key.pem"), 3600).unwrap();
+    let token = signer.issue("someone", "someone").unwrap();
+    let res = http().post(gw.url("/api/forums/rooms")).bearer_auth(&token).send().await.unwrap();
     let (code, headers) = gateway_error(res, 503).await;
     assert_eq!(code, "unavailable");
     assert!(headers.contains_key("retry-after"));
     let res = http().post(gw.url("/api/forums/rooms")).send().await.unwrap();
     assert_eq!(gateway_error(res, 401).await.0, "unauthorized", "a missing token is still 401");
+    let res = http().post(gw.url("/api/forums/rooms")).bearer_auth("a.b.c").send().await.unwrap();
+    assert_eq!(gateway_error(res, 401).await.0, "unauthorized", "a malformed token is still 401");
     assert_eq!(forum.hits(), 0, "nothing reached the service");
     forum.stop().await;
 }

@@ -4,6 +4,7 @@
 //! real sockets, exactly as in a cluster — only the storage is embedded (SQLite files
 //! in the data dir) and fan-out stays in process. So the code paths are the cluster's.
 
+use liner_discovery::peers::ReviewArgs;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,8 +117,8 @@ impl System {
         forum_settings.service.database_url = settings.forum_database_url.clone();
         forum_settings.service.discovery = Some(discovery_url.clone());
         forum_settings.service.discovery_token = secret.clone();
-        forum_settings.jwks_url = review_jwks_url(review_addr);
-        forum_settings.review_url = format!("http://{review_addr}");
+        // In-process: the review instance is known, no need to wait for the registry.
+        forum_settings.review = ReviewArgs::at(format!("http://{review_addr}"));
         forum_settings.allowed_origins = browser_origins(gateway_addr);
         let forum = liner_forum::build(forum_settings).await?;
         let forum_addr = forum.addr();
@@ -127,7 +128,7 @@ impl System {
         catalog_settings.service.database_url = settings.catalog_database_url.clone();
         catalog_settings.service.discovery = Some(discovery_url.clone());
         catalog_settings.service.discovery_token = secret;
-        catalog_settings.jwks_url = review_jwks_url(review_addr);
+        catalog_settings.review = ReviewArgs::at(format!("http://{review_addr}"));
         catalog_settings.load_sample = true;
         let catalog = liner_catalog::build(catalog_settings).await?;
         let catalog_addr = catalog.addr();
@@ -199,11 +200,6 @@ impl System {
         self.token.cancel();
         self.wait().await
     }
-}
-
-/// Where the review service publishes its token keys (JWKS).
-fn review_jwks_url(review: SocketAddr) -> String {
-    format!("http://{review}{}/.well-known/jwks.json", liner_review::BASE_PATH)
 }
 
 /// The origins a browser page served for this gateway has (the chat checks `Origin`).

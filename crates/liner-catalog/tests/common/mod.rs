@@ -41,7 +41,7 @@ pub async fn start(backend: Backend) -> Catalog {
     tokio::spawn(review.run_until(stop.clone()));
 
     let mut settings = liner_catalog::Settings::new("127.0.0.1:0".parse().unwrap(), dir.path().join("catalog"));
-    settings.jwks_url = format!("{review_base}/api/users-reviews/.well-known/jwks.json");
+    settings.review = liner_discovery::peers::ReviewArgs::at(review_base.clone());
     settings.service.database_url = fresh_database(backend).await;
     let url = settings.service.database_url_or(liner_catalog::SQLITE_FILE).expect("db url");
     let running = liner_catalog::build(settings).await.expect("catalogue builds");

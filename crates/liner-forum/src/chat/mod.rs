@@ -89,6 +89,7 @@ async fn upgrade(state: AppState, req: Request) -> Result<Response, ApiError> {
     }
     let token = bearer_token(&parts, true).ok_or(AuthError::Missing)?;
     let claims = state.verifier.verify(&token).await?;
+    let username = state.users.resolve(&claims).await.map_err(ForumError::from)?;
     let ApiQuery(query) = ApiQuery::<ConnectQuery>::from_request_parts(&mut parts, &state).await?;
     let room_id =
         query.room_id.filter(|r| !r.is_empty()).ok_or_else(|| ForumError::BadQuery("roomId is required".into()))?;
@@ -103,7 +104,6 @@ async fn upgrade(state: AppState, req: Request) -> Result<Response, ApiError> {
         return Err(ForumError::RoomClosed.into());
     }
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|_| ForumError::NotWebSocket)?;
-    let username = state.users.resolve(&claims).await;
     let conn = session::Conn { room_id, user_id: claims.sub, username, since: query.since };
     let max = state.chat.max_frame_bytes;
     let sessions = state.sessions.clone();

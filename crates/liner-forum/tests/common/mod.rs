@@ -131,8 +131,7 @@ pub async fn backing(mode: Mode) -> Backing {
 pub async fn start_forum(review: &Review, backing: &Backing, tweak: impl FnOnce(&mut liner_forum::Settings)) -> Forum {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = liner_forum::Settings::new("127.0.0.1:0".parse().unwrap(), dir.path().join("forum"));
-    settings.jwks_url = review.jwks_url();
-    settings.review_url = review.base.clone();
+    settings.review = liner_discovery::peers::ReviewArgs::at(review.base.clone());
     settings.service.database_url = backing.database_url.as_ref().map(|u| u.parse().expect("database url"));
     settings.redis_url = backing.redis_url.clone();
     tweak(&mut settings);
