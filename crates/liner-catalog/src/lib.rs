@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use liner_discovery::client::{Registrar, registrar_for, serve_registered};
-use liner_shared::config::{DatabaseUrl, ServiceArgs};
+use liner_shared::config::{DatabaseUrl, MigrationMode, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,8 @@ pub const BASE_PATH: &str = "/api/catalog";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The service's schema, for `build` and for `liner migrate catalog`.
+pub static MIGRATIONS: Migrations<'static> = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
 
 /// Everything the catalogue service is configured by.
 #[derive(clap::Args, Debug, Clone)]
@@ -73,7 +75,7 @@ pub const SQLITE_FILE: &str = "catalog.db";
 
 /// Connects and migrates the catalogue database.
 pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Db> {
-    Db::connect(url, max_connections, Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS }).await
+    Db::connect(url, max_connections, MIGRATIONS, MigrationMode::Apply).await
 }
 
 /// A bound, migrated service that has not started serving.
@@ -102,7 +104,8 @@ impl Running {
 
 /// Connects storage (loading the sample when asked and empty), binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    let db = connect(&settings.service.database_url_or(SQLITE_FILE)?, settings.service.db_max_connections).await?;
+    let url = settings.service.database_url_or(SQLITE_FILE)?;
+    let db = Db::connect(&url, settings.service.db_max_connections, MIGRATIONS, settings.service.migrations).await?;
     if settings.load_sample {
         import::load_sample_if_empty(&db).await?;
     }

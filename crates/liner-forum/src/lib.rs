@@ -55,6 +55,10 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The file name of the service's default SQLite database (in the data dir).
+pub const SQLITE_FILE: &str = "forum.db";
+/// The service's schema, for `build` and for `liner migrate forum`.
+pub static MIGRATIONS: Migrations<'static> = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
 
 /// Everything the forum service is configured by.
 #[derive(clap::Args, Debug, Clone)]
@@ -121,7 +125,7 @@ impl Settings {
 
     /// The database: the URL given, else `forum.db` in the data dir.
     pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
-        self.service.database_url_or("forum.db")
+        self.service.database_url_or(SQLITE_FILE)
     }
 
     fn chat_config(&self) -> ChatConfig {
@@ -224,7 +228,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(
         &settings.database_url()?,
         settings.service.db_max_connections,
-        Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS },
+        MIGRATIONS,
+        settings.service.migrations,
     )
     .await?;
     let shutdown = CancellationToken::new();

@@ -40,6 +40,10 @@ pub const BASE_PATH: &str = "/api/users-reviews";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The file name of the service's default SQLite database (in the data dir).
+pub const SQLITE_FILE: &str = "review.db";
+/// The service's schema, for `build` and for `liner migrate review`.
+pub static MIGRATIONS: Migrations<'static> = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
 
 /// Everything the review service is configured by.
 #[derive(clap::Args, Debug, Clone)]
@@ -98,7 +102,7 @@ impl Settings {
 
     /// The database: the URL given, else `review.db` in the data dir.
     pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
-        self.service.database_url_or("review.db")
+        self.service.database_url_or(SQLITE_FILE)
     }
 }
 
@@ -128,7 +132,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(
         &settings.database_url()?,
         settings.service.db_max_connections,
-        Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS },
+        MIGRATIONS,
+        settings.service.migrations,
     )
     .await?;
     let data_dir = liner_shared::config::ensure_dir(&settings.service.data_dir)?;

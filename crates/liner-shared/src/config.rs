@@ -81,6 +81,10 @@ pub struct ServiceArgs {
     /// Database connections in the pool.
     #[arg(long, env = "LINER_DB_MAX_CONNECTIONS", default_value_t = Self::DEFAULT_DB_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
+    /// `apply` the schema migrations on start, or only `verify` that `liner migrate`
+    /// applied them (refusing to start otherwise).
+    #[arg(long, env = "LINER_MIGRATIONS", value_enum, default_value_t = MigrationMode::Apply)]
+    pub migrations: MigrationMode,
     /// Registry to register with, `http://HOST:PORT` (unset: not registered).
     #[arg(long, env = "LINER_DISCOVERY")]
     pub discovery: Option<String>,
@@ -91,6 +95,19 @@ pub struct ServiceArgs {
     pub discovery_token: DiscoveryToken,
     #[command(flatten)]
     pub drain: crate::shutdown::Drain,
+}
+
+/// What a serving process does with its schema migrations. `apply` (the default) suits
+/// one process or `liner up`; in a cluster, replicas started together would each take
+/// the migration lock and a failed migration would crash-loop every serving pod, so
+/// there a Job runs `liner migrate <service>` once and the replicas run with `verify`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationMode {
+    /// Apply pending migrations before serving.
+    #[default]
+    Apply,
+    /// Change nothing; refuse to start unless every migration is applied, unchanged.
+    Verify,
 }
 
 /// The registry's shared secret: a registry given one refuses every call without it, and
@@ -150,6 +167,7 @@ impl ServiceArgs {
             database_url: None,
             data_dir,
             db_max_connections: Self::DEFAULT_DB_MAX_CONNECTIONS,
+            migrations: MigrationMode::Apply,
             discovery: None,
             advertise_host: None,
             discovery_token: DiscoveryToken::default(),

@@ -8,15 +8,22 @@
 //! (Postgres `uuid`, `timestamptz`, `numeric`, SQLite booleans) is simply never used.
 //! Each service still keeps one migration tree per backend, and its tests run against
 //! both backends so the two stay in step.
+//!
+//! Migrations run on connect by default. A cluster instead runs them once, from
+//! `liner migrate <service>` (a Job), and starts the replicas with
+//! [`MigrationMode::Verify`], which changes nothing and refuses a database that lags the
+//! binary. Concurrent `apply` runs are still safe: sqlx holds a PostgreSQL advisory lock
+//! (keyed by the database name) while it migrates.
 
+use std::collections::HashMap;
 use std::sync::Once;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AnyPool, Executor};
 
-use crate::config::{Backend, DatabaseUrl};
+use crate::config::{Backend, DatabaseUrl, MigrationMode};
 
 /// A connected, migrated database.
 #[derive(Clone, Debug)]
@@ -26,6 +33,7 @@ pub struct Db {
 }
 
 /// The two migration trees of a service; the right one runs on connect.
+#[derive(Clone, Copy)]
 pub struct Migrations<'a> {
     pub sqlite: &'a Migrator,
     pub postgres: &'a Migrator,
@@ -33,13 +41,22 @@ pub struct Migrations<'a> {
 
 static DRIVERS: Once = Once::new();
 
+/// sqlx's bookkeeping table (its default; no Liner migrator renames it).
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+
 /// How long a pooled connection may sit unused before it is closed.
 const SQLITE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const POSTGRES_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Db {
-    /// Connects, applies SQLite durability pragmas, and runs the matching migrations.
-    pub async fn connect(url: &DatabaseUrl, max_connections: u32, migrations: Migrations<'_>) -> anyhow::Result<Self> {
+    /// Connects, applies SQLite durability pragmas, and runs (or, with
+    /// [`MigrationMode::Verify`], only checks) the matching migrations.
+    pub async fn connect(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        migrations: Migrations<'_>,
+        mode: MigrationMode,
+    ) -> anyhow::Result<Self> {
         DRIVERS.call_once(install_default_drivers);
         let backend = url.backend();
         // Connections opened for a burst close again once idle: a SQLite connection is a
@@ -76,13 +93,47 @@ impl Db {
             Backend::Sqlite => migrations.sqlite,
             Backend::Postgres => migrations.postgres,
         };
-        migrator.run(&pool).await.map_err(|e| anyhow::anyhow!("migrations failed on {url:?}: {e}"))?;
+        match mode {
+            MigrationMode::Apply => {
+                migrator.run(&pool).await.map_err(|e| anyhow::anyhow!("migrations failed on {url:?}: {e}"))?
+            }
+            MigrationMode::Verify => verify(&pool, migrator).await.map_err(|e| {
+                anyhow::anyhow!("database {url:?} is not migrated: {e}; run `liner migrate <service>` first")
+            })?,
+        }
         Ok(Self { pool, backend })
     }
 
     /// Readiness: can a trivial query run now?
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// Checks, without changing anything, that every migration of `migrator` is applied
+/// and unchanged.
+async fn verify(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    // Fails only when the bookkeeping table is missing: nothing was ever applied.
+    let applied = conn
+        .list_applied_migrations(MIGRATIONS_TABLE)
+        .await
+        .map_err(|e| anyhow::anyhow!("no migrations applied ({e})"))?;
+    if let Some(version) = conn.dirty_version(MIGRATIONS_TABLE).await? {
+        anyhow::bail!("migration {version} is partially applied");
+    }
+    let applied: HashMap<i64, &[u8]> = applied.iter().map(|m| (m.version, m.checksum.as_ref())).collect();
+    let expected: Vec<_> = migrator.iter().filter(|m| !m.migration_type.is_down_migration()).collect();
+    let missing: Vec<_> = expected.iter().filter(|m| applied.get(&m.version) != Some(&m.checksum.as_ref())).collect();
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => anyhow::bail!(
+            "{} of {} migrations missing or changed (first: {} {})",
+            missing.len(),
+            expected.len(),
+            first.version,
+            first.description
+        ),
     }
 }
 

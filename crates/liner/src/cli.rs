@@ -24,6 +24,12 @@ pub enum Command {
     Gateway(liner_gateway::Settings),
     /// Run the service registry (gRPC discovery) alone.
     Discovery(liner_discovery::Settings),
+    /// Apply one service's database migrations and exit (a deployment's migration Job;
+    /// its replicas then start with `--migrations verify`).
+    Migrate(crate::deploy::MigrateCommand),
+    /// GET a local HTTP endpoint and exit 0 on a 2xx answer (the image's health check:
+    /// its runtime has no shell or curl).
+    Probe(crate::deploy::ProbeCommand),
 }
 
 /// `liner catalog [FLAGS]` serves; `liner catalog import FILE [FLAGS]` imports into the

@@ -3,6 +3,7 @@
 //! configuration and wires services together; no business logic lives here.
 
 pub mod cli;
+pub mod deploy;
 #[cfg(feature = "jemalloc")]
 pub mod heap;
 pub mod up;

@@ -41,6 +41,8 @@ async fn main() -> ExitCode {
         Command::Discovery(settings) => {
             run_one(liner_discovery::build(settings).await.map(|r| r.run_until(shutdown::token_on_signal()))).await
         }
+        Command::Migrate(migrate) => migrate.run().await,
+        Command::Probe(probe) => probe.run().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
