@@ -1,7 +1,8 @@
 # Pieces of scripts/browser-test: Debian's Chromium, a Python venv with Playwright and
 # pytest (pinned, under target/), and a `liner up` on a port the kernel picks, whose
-# address is read from its banner. Sourced after scripts/lib/backing-services.sh (for
-# log, apt_install and the LINER_CLEANUP list run at exit).
+# address is read from its banner (the venv and `liner up` serve scripts/fuzz-api too).
+# Sourced after scripts/lib/backing-services.sh (for log, apt_install and the
+# LINER_CLEANUP list run at exit).
 
 BROWSER_VENV=target/browser-venv
 # Playwright drives the system Chromium over CDP; its own browser download is never used.
@@ -14,12 +15,20 @@ ensure_chromium() {
 }
 
 ensure_browser_venv() {
-  local stamp="$BROWSER_VENV/.installed" want="${BROWSER_PY_PACKAGES[*]}"
-  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
-  log "creating $BROWSER_VENV (${BROWSER_PY_PACKAGES[*]})"
-  python3 -m venv "$BROWSER_VENV" || { apt_install python3-venv && python3 -m venv "$BROWSER_VENV"; }
   # Playwright's browsers are not downloaded: the tests launch $CHROMIUM.
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$BROWSER_VENV/bin/pip" install -q --disable-pip-version-check "${BROWSER_PY_PACKAGES[@]}"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 ensure_venv "$BROWSER_VENV" "${BROWSER_PY_PACKAGES[@]}"
+}
+
+# ensure_venv DIR PACKAGE==VERSION...: a venv at DIR with exactly these pins (remade when
+# the list changes; a stamp file remembers it).
+ensure_venv() {
+  local dir=$1
+  shift
+  local stamp="$dir/.installed" want="$*"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
+  log "creating $dir ($want)"
+  python3 -m venv "$dir" || { apt_install python3-venv && python3 -m venv "$dir"; }
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
   echo "$want" >"$stamp"
 }
 

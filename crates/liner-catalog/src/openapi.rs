@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 
 use crate::albums;
 
-use liner_shared::openapi::BearerAuth;
+use liner_shared::openapi::{BearerAuth, CommonErrors};
 pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -19,6 +19,6 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
     servers((url = "/api/catalog")),
     paths(albums::handlers::list, albums::handlers::get, albums::handlers::create, albums::handlers::genres),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 
 use crate::{chat, rooms};
 
-use liner_shared::openapi::BearerAuth;
+use liner_shared::openapi::{BearerAuth, CommonErrors};
 pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -18,6 +18,6 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
         rooms::handlers::history, chat::connect,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;

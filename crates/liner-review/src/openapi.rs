@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 
 use crate::{reviews, users};
 
-use liner_shared::openapi::BearerAuth;
+use liner_shared::openapi::{BearerAuth, CommonErrors};
 pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -19,6 +19,6 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
         reviews::charts::charts,
     ),
     components(schemas(ErrorBody, ErrorDetail, reviews::model::Sort, reviews::model::Period)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;

@@ -76,6 +76,39 @@ async fn openapi_document_lists_every_operation() {
     app.stop().await;
 }
 
+/// What scripts/fuzz-api holds the services to: every status an operation can answer is
+/// in its document, in the error shape, 429 with `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_every_error_an_operation_can_get() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    for service in ["users-reviews", "catalog", "forums"] {
+        let url = format!("http://{}/api/{service}/openapi.json", app.gateway);
+        let doc: serde_json::Value = app.http.get(url).send().await.expect("sent").json().await.expect("json");
+        let ops = doc["paths"].as_object().expect("paths").iter().flat_map(|(path, item)| {
+            item.as_object().expect("path item").iter().map(move |(method, op)| (format!("{method} {path}"), op))
+        });
+        for (name, op) in ops {
+            let responses = &op["responses"];
+            let mut expected = vec!["400", "429", "502", "503", "504"];
+            if op["requestBody"].is_object() {
+                expected.extend(["408", "413", "415", "422"]);
+            }
+            if op["security"].is_array() {
+                expected.push("401");
+            }
+            for status in expected {
+                let error_schema = &responses[status]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(error_schema, "#/components/schemas/ErrorBody", "{service}: {name} documents {status}");
+            }
+            assert!(responses["429"]["headers"]["Retry-After"].is_object(), "{service}: {name} 429 Retry-After");
+        }
+    }
+    let doc = app.get("/openapi.json").await.body;
+    assert!(doc["paths"]["/users/register"]["post"]["responses"]["429"].is_object(), "register is rate limited");
+    assert!(doc["paths"]["/users/profile/{userId}"]["get"]["responses"]["401"].is_object(), "a bad token is 401");
+    app.stop().await;
+}
+
 #[test]
 fn bad_configuration_fails_fast_with_one_line() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_liner"))

@@ -21,14 +21,18 @@ pub const MAX_SEARCH_OFFSET: i64 = 10_000;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAlbum {
     /// 1–300 characters.
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
     /// 1–300 characters.
+    #[schema(min_length = 1, max_length = 300)]
     pub artist: String,
     /// 1860 to next year.
     #[serde(default)]
+    #[schema(minimum = 1860)]
     pub year: Option<i64>,
     /// Genre ids, each 1–64 of `[a-z0-9-]`; at most 10. Unknown ids create the genre.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub genres: Option<Vec<String>>,
     /// A MusicBrainz release-group id (UUID); the album's id is then `mb:<mbid>`.
     #[serde(default)]
@@ -74,12 +78,14 @@ pub struct ListQuery {
     /// Words of the title or artist (accent- and case-insensitive; the last word
     /// matches as a prefix); up to 200 characters. Best matches first; without it,
     /// newest first.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only albums with this genre id.
     pub genre: Option<String>,
     /// Only albums of this year.
     pub year: Option<i64>,
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

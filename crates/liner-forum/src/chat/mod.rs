@@ -43,6 +43,7 @@ pub struct ConnectQuery {
     /// Must be the token's user when given.
     user_id: Option<String>,
     /// Replay every stored message with a greater seq first, then go live.
+    #[param(minimum = 0)]
     since: Option<i64>,
     /// The bearer token, for browsers (which cannot set headers on a WebSocket).
     #[allow(dead_code)] // read from the raw query by `bearer_token`; here for the OpenAPI document

@@ -40,6 +40,7 @@ pub struct CreateRoom {
     pub genre_id: Option<String>,
     /// 1–100 characters; default "Album <albumId>" / "Genre <genreId>".
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub title: Option<String>,
 }
 
@@ -82,6 +83,7 @@ pub struct ListQuery {
     /// Matched case-insensitively.
     pub genre_id: Option<String>,
     /// 1–200, default 100; newest rooms first.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -91,6 +93,7 @@ pub struct HistoryQuery {
     /// Only messages with a smaller seq (page backwards); default: the newest.
     pub before: Option<i64>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 

@@ -68,7 +68,7 @@ pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<String>) ->
 /// An album's reviews with rating aggregates and score, newest first by default.
 #[utoipa::path(get, path = "/reviews/album/{albumId}", tag = "reviews",
     description = score::explanation(),
-    params(("albumId" = String, Path), ListQuery),
+    params(("albumId" = String, Path, min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_:.-]+$"), ListQuery),
     responses((status = 200, body = AlbumReviews), (status = 400, body = crate::openapi::ErrorBody),
         (status = 422, body = crate::openapi::ErrorBody)))]
 pub async fn list_by_album(

@@ -18,18 +18,25 @@ pub struct CreateReview {
     /// Optional; when present it must be the token's user.
     pub user_id: Option<String>,
     /// 1–64 characters of `[A-Za-z0-9_:.-]` (a MusicBrainz release-group id fits).
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_:.-]+$")]
     pub album_id: String,
     /// 0.5 to 5.0 in steps of 0.5.
+    #[schema(minimum = 0.5, maximum = 5.0, multiple_of = 0.5)]
     pub rating: f64,
     /// Up to 10,000 characters; may be empty or omitted.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub review_text: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateReview {
+    /// 0.5 to 5.0 in steps of 0.5.
+    #[schema(minimum = 0.5, maximum = 5.0, multiple_of = 0.5)]
     pub rating: Option<f64>,
+    /// Up to 10,000 characters; may be empty.
+    #[schema(max_length = 10000)]
     pub review_text: Option<String>,
 }
 
@@ -103,6 +110,7 @@ pub struct ChartQuery {
     /// `week` (default), `month`, `year` or `all`: the last 7, 30 or 365 days, or all time.
     pub period: Option<Period>,
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -139,6 +147,7 @@ pub enum Sort {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     pub sort: Option<Sort>,

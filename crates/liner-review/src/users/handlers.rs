@@ -17,8 +17,8 @@ use crate::state::AppState;
 /// Register a new user.
 #[utoipa::path(post, path = "/users/register", tag = "users", request_body = RegisterRequest,
     responses((status = 201, body = RegisteredUser), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody)))]
+        (status = 409, body = crate::openapi::ErrorBody), (status = 422, body = crate::openapi::ErrorBody)))]
+// 429 (sign-ups per address, with `Retry-After`) comes from the shared `CommonErrors`.
 pub async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -62,8 +62,8 @@ pub async fn register(
 
 /// Log in with username (or email) and password; returns a bearer token.
 #[utoipa::path(post, path = "/users/login", tag = "users", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody)))]
+    responses((status = 200, body = LoginResponse),
+        (status = 401, description = "unknown user or wrong password (one message for both)", body = crate::openapi::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -104,7 +104,7 @@ pub async fn login(
 }
 
 /// A user's public profile (with `email` when the caller is that user).
-#[utoipa::path(get, path = "/users/profile/{userId}", tag = "users",
+#[utoipa::path(get, path = "/users/profile/{userId}", tag = "users", security((), ("bearer" = [])),
     params(("userId" = String, Path, description = "user id")),
     responses((status = 200, body = Profile), (status = 404, body = crate::openapi::ErrorBody)))]
 pub async fn profile(

@@ -9,9 +9,13 @@ use crate::error::{Result, ReviewError};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
     /// 3–32 characters of `[A-Za-z0-9_.-]`, unique case-insensitively.
+    #[schema(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]+$")]
     pub username: String,
     /// 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    /// A valid address (one `@`, a dotted domain), unique.
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
 }
 
