@@ -4,26 +4,46 @@
 //! Where the key comes from, first match wins:
 //! 1. `LINER_JWT_PRIVATE_KEY` — a PKCS#8 PEM in the environment (a Kubernetes secret);
 //! 2. the key file (`--jwt-key-file`, default `<data-dir>/review-jwt-ed25519.pem`);
-//! 3. neither exists: a fresh key is generated and written to the key file (mode 0600),
-//!    so the embedded default needs no setup and keeps its key across restarts.
+//! 3. neither exists: on SQLite (one instance, the embedded default) a fresh key is
+//!    generated and written to the key file (mode 0600), so `liner up` needs no setup
+//!    and keeps its key across restarts. On PostgreSQL (replicas) the service refuses to
+//!    start instead: replicas that each generated a key would refuse each other's tokens.
+//!
+//! Rotation without logging anyone out: start the replicas with the new key as the
+//! current one and the old one as the *previous* key (`LINER_JWT_PREVIOUS_KEY` or
+//! `--jwt-previous-key-file`, its private or public PEM). The JWKS then publishes both,
+//! new tokens are signed with the new key, and tokens signed with the old one verify
+//! until they expire; after one token lifetime the previous key can be dropped.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use liner_shared::auth::{Claims, ISSUER, Jwk, JwkSet, Verifier};
 
-/// Issues tokens and knows its own public key.
+/// Where the signing keys are, and whether a missing one may be generated.
+pub struct KeySources<'a> {
+    pub key_file: &'a Path,
+    pub previous_key_file: Option<&'a Path>,
+    /// True for a single instance (SQLite): a missing key is generated into `key_file`.
+    pub may_generate: bool,
+    pub ttl_secs: u64,
+}
+
+/// Issues tokens and knows its own public key (and the previous one, during a rotation).
 pub struct Signer {
     encoding: EncodingKey,
     jwk: Jwk,
+    previous: Option<Jwk>,
     ttl_secs: i64,
 }
 
 impl Signer {
-    pub fn load_or_generate(key_file: &Path, ttl_secs: u64) -> anyhow::Result<Self> {
+    /// The current key (and the previous one, if configured); see the module doc.
+    pub fn load(sources: &KeySources) -> anyhow::Result<Self> {
+        let key_file = sources.key_file;
         let key = match std::env::var("LINER_JWT_PRIVATE_KEY") {
             Ok(pem) if !pem.trim().is_empty() => SigningKey::from_pkcs8_pem(&pem)
                 .map_err(|e| anyhow::anyhow!("LINER_JWT_PRIVATE_KEY is not an Ed25519 PKCS#8 PEM: {e}"))?,
@@ -33,24 +53,47 @@ impl Signer {
                 SigningKey::from_pkcs8_pem(&pem)
                     .map_err(|e| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 PEM: {e}", key_file.display()))?
             }
-            _ => generate_into(key_file)?,
+            _ if sources.may_generate => generate_into(key_file)?,
+            _ => anyhow::bail!(
+                "no signing key: set LINER_JWT_PRIVATE_KEY or --jwt-key-file (e.g. from `openssl genpkey -algorithm ed25519`); \
+                 on PostgreSQL every replica must sign with the same key, so none is generated"
+            ),
         };
-        Self::from_key(&key, ttl_secs)
+        let previous = match std::env::var("LINER_JWT_PREVIOUS_KEY") {
+            Ok(pem) if !pem.trim().is_empty() => Some(public_key(&pem, "LINER_JWT_PREVIOUS_KEY")?),
+            _ => match sources.previous_key_file {
+                Some(path) => {
+                    let pem = std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read previous JWT key {}: {e}", path.display()))?;
+                    Some(public_key(&pem, &path.display().to_string())?)
+                }
+                None => None,
+            },
+        };
+        let mut signer = Self::from_key(&key, sources.ttl_secs)?;
+        signer.previous = previous.map(|k| Jwk::ed25519(&k.to_bytes())).filter(|p| p.kid != signer.jwk.kid);
+        Ok(signer)
+    }
+
+    /// A single instance's key: the file's, generated there if missing (tests, tools).
+    pub fn load_or_generate(key_file: &Path, ttl_secs: u64) -> anyhow::Result<Self> {
+        Self::load(&KeySources { key_file, previous_key_file: None, may_generate: true, ttl_secs })
     }
 
     fn from_key(key: &SigningKey, ttl_secs: u64) -> anyhow::Result<Self> {
         let der = key.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encoding JWT key: {e}"))?;
         let encoding = EncodingKey::from_ed_der(der.as_bytes());
         let jwk = Jwk::ed25519(&key.verifying_key().to_bytes());
-        Ok(Self { encoding, jwk, ttl_secs: ttl_secs as i64 })
+        Ok(Self { encoding, jwk, previous: None, ttl_secs: ttl_secs as i64 })
     }
 
     pub fn ttl_secs(&self) -> i64 {
         self.ttl_secs
     }
 
+    /// The current key, then the previous one (during a rotation).
     pub fn jwks(&self) -> JwkSet {
-        JwkSet { keys: vec![self.jwk.clone()] }
+        JwkSet { keys: std::iter::once(&self.jwk).chain(&self.previous).cloned().collect() }
     }
 
     /// A verifier for this signer's own tokens.
@@ -71,6 +114,15 @@ impl Signer {
         header.kid = Some(self.jwk.kid.clone());
         Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
+}
+
+/// The public half of a PEM: a PKCS#8 private key or an SPKI public key.
+fn public_key(pem: &str, what: &str) -> anyhow::Result<VerifyingKey> {
+    if let Ok(key) = SigningKey::from_pkcs8_pem(pem) {
+        return Ok(key.verifying_key());
+    }
+    VerifyingKey::from_public_key_pem(pem)
+        .map_err(|e| anyhow::anyhow!("{what} is neither an Ed25519 PKCS#8 private key nor a public key PEM: {e}"))
 }
 
 fn generate_into(path: &Path) -> anyhow::Result<SigningKey> {

@@ -23,13 +23,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use liner_discovery::client::{Registrar, registrar_for, serve_registered};
-use liner_shared::config::{DatabaseUrl, ServiceArgs};
+use liner_shared::config::{Backend, DatabaseUrl, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
-use crate::keys::Signer;
+use crate::keys::{KeySources, Signer};
 use crate::password::Passwords;
 use crate::reviews::site_prior::{SITE_PRIOR_TTL, SitePrior};
 use crate::state::AppState;
@@ -61,6 +61,11 @@ pub struct Settings {
     /// [default: <data-dir>/review-jwt-ed25519.pem]. `LINER_JWT_PRIVATE_KEY` (PEM text) wins.
     #[arg(long, env = "LINER_JWT_KEY_FILE")]
     pub jwt_key_file: Option<PathBuf>,
+    /// The previous signing key during a rotation (its private or public PEM): published
+    /// in the JWKS beside the current one, so tokens it signed still verify.
+    /// `LINER_JWT_PREVIOUS_KEY` (PEM text) wins.
+    #[arg(long, env = "LINER_JWT_PREVIOUS_KEY_FILE")]
+    pub jwt_previous_key_file: Option<PathBuf>,
     /// Threads that hash passwords (each holds 19 MiB while logins arrive, none when
     /// idle) [default: one per core].
     #[arg(long, env = "LINER_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -76,6 +81,10 @@ pub struct Settings {
     /// (load tests that sign up thousands of users from one machine).
     #[arg(long, env = "LINER_REGISTRATIONS_PER_ADDRESS", default_value_t = DEFAULT_REGISTRATIONS_PER_ADDR)]
     pub registrations_per_address: u32,
+    /// Generate a missing signing key even on PostgreSQL: one process that is the only
+    /// issuer (`liner up`, in-process tests). Never from the command line.
+    #[arg(skip)]
+    pub generate_missing_key: bool,
 }
 
 impl Settings {
@@ -86,10 +95,12 @@ impl Settings {
             service: ServiceArgs::new(data_dir),
             redis_url: None,
             jwt_key_file: None,
+            jwt_previous_key_file: None,
             hash_threads: None,
             token_ttl_secs: 86_400,
             trusted_proxies: Default::default(),
             registrations_per_address: DEFAULT_REGISTRATIONS_PER_ADDR,
+            generate_missing_key: true,
         }
     }
 
@@ -129,16 +140,17 @@ impl Running {
 
 /// Connects storage, loads keys, binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-    let db = Db::connect(
-        &settings.database_url()?,
-        settings.service.db_max_connections,
-        MIGRATIONS,
-        settings.service.migrations,
-    )
-    .await?;
+    let database_url = settings.database_url()?;
     let data_dir = liner_shared::config::ensure_dir(&settings.service.data_dir)?;
     let key_file = settings.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("review-jwt-ed25519.pem"));
-    let signer = Arc::new(Signer::load_or_generate(&key_file, settings.token_ttl_secs)?);
+    let signer = Arc::new(Signer::load(&KeySources {
+        key_file: &key_file,
+        previous_key_file: settings.jwt_previous_key_file.as_deref(),
+        may_generate: database_url.backend() == Backend::Sqlite || settings.generate_missing_key,
+        ttl_secs: settings.token_ttl_secs,
+    })?);
+    let db = Db::connect(&database_url, settings.service.db_max_connections, MIGRATIONS, settings.service.migrations)
+        .await?;
     let redis = match &settings.redis_url {
         Some(url) => Some(connect_redis(url).await?),
         None => None,

@@ -128,6 +128,27 @@ fn bad_configuration_fails_fast_with_one_line() {
     assert_eq!(err.lines().filter(|l| l.starts_with("liner:")).count(), 1, "{err}");
 }
 
+/// Replicas on PostgreSQL must share one configured key: without one the review service
+/// refuses to start (one line) instead of generating a key of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_on_postgresql_refuses_to_start_without_a_signing_key() {
+    let db = liner_shared::testkit::fresh_pg_database().await;
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_liner"))
+        .args(["review", "--listen", "127.0.0.1:0", "--database-url", &db, "--data-dir"])
+        .arg(data_dir.path())
+        .env_remove("LINER_JWT_PRIVATE_KEY")
+        .env_remove("LINER_JWT_KEY_FILE")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "started without a key");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("liner:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("no signing key"), "{err}");
+    assert!(!data_dir.path().join("review-jwt-ed25519.pem").exists(), "no key was generated");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_of_liner_up_refuses_a_process_without_its_token() {
     use liner_discovery::proto::discovery_client::DiscoveryClient;

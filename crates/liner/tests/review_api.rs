@@ -445,3 +445,67 @@ async fn registrations_are_limited_per_client_address_across_replicas() {
     assert_eq!(register(&bases[1], &other, "elsewhere").await.status(), 201, "another address");
     stop.cancel();
 }
+
+/// A key rotation logs no one out: with the new key current and the old one configured
+/// as previous, the JWKS publishes both, new tokens are signed with the new key, and a
+/// token signed with the old key still writes. Without the previous key it would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_signing_key_keeps_earlier_tokens_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (old_key, new_key) = (dir.path().join("old.pem"), dir.path().join("new.pem"));
+    liner_review::keys::Signer::load_or_generate(&new_key, 60).expect("new key");
+    let start = async |current: &std::path::Path, previous: Option<&std::path::Path>| {
+        let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), dir.path().into());
+        settings.jwt_key_file = Some(current.into());
+        settings.jwt_previous_key_file = previous.map(Into::into);
+        let review = liner_review::build(settings).await.expect("review");
+        let base = format!("http://{}/api/users-reviews", review.addr());
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(review.run_until(stop.clone()));
+        (base, stop)
+    };
+    let http = reqwest::Client::new();
+    let login = async |base: &str| -> String {
+        let body = json!({"username": "rotor", "password": "password1"});
+        let v: Value = http
+            .post(format!("{base}/users/login"))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        v["token"].as_str().expect("token").to_owned()
+    };
+    let kid = |token: &str| jsonwebtoken::decode_header(token).expect("header").kid.expect("kid");
+    let write = async |base: &str, token: &str, album: &str| {
+        let body = json!({"albumId": album, "rating": 4.0, "reviewText": ""});
+        http.post(format!("{base}/reviews")).bearer_auth(token).json(&body).send().await.expect("sent").status()
+    };
+
+    // Before: the old key signs.
+    let (base, stop) = start(&old_key, None).await;
+    let body = json!({"username": "rotor", "password": "password1", "email": "rotor@example.com"});
+    assert_eq!(http.post(format!("{base}/users/register")).json(&body).send().await.expect("sent").status(), 201);
+    let old_token = login(&base).await;
+    stop.cancel();
+
+    // During: new key current, old key previous.
+    let (base, stop) = start(&new_key, Some(&old_key)).await;
+    let jwks: Value =
+        http.get(format!("{base}/.well-known/jwks.json")).send().await.expect("sent").json().await.expect("json");
+    let kids: Vec<&str> =
+        jwks["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().expect("kid")).collect();
+    let new_token = login(&base).await;
+    assert_eq!(kids, [kid(&new_token), kid(&old_token)], "the JWKS lists the current key, then the previous");
+    assert_ne!(kid(&new_token), kid(&old_token), "new tokens are signed with the new key");
+    assert_eq!(write(&base, &old_token, "rg-rotation-1").await, 201, "a token of the old key still writes");
+    assert_eq!(write(&base, &new_token, "rg-rotation-2").await, 201, "a token of the new key writes");
+    stop.cancel();
+
+    // After the old tokens' lifetime the previous key is dropped: they stop verifying.
+    let (base, stop) = start(&new_key, None).await;
+    assert_eq!(write(&base, &old_token, "rg-rotation-3").await, 401, "the old key is no longer trusted");
+    stop.cancel();
+}
