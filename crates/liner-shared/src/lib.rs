@@ -17,6 +17,8 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(feature = "testkit")]
+pub mod throwaway;
 
 pub use error::{ApiError, ApiJson};
 
