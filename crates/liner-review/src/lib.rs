@@ -161,9 +161,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         signer,
         passwords: Passwords::new(settings.hash_threads())?,
         login_failures: Arc::new(WindowCounter::new(redis.clone(), LOGIN_WINDOW, "login-failures")),
-        registrations: Arc::new(WindowCounter::new(redis, REGISTRATION_WINDOW, "registrations")),
+        registrations: Arc::new(WindowCounter::new(redis.clone(), REGISTRATION_WINDOW, "registrations")),
         registrations_per_addr: settings.registrations_per_address,
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
+        album_pages: Arc::new(crate::reviews::page_cache::AlbumPages::new(redis)),
         trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
     };
     // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.

@@ -23,6 +23,8 @@ pub struct AppState {
     pub registrations: Arc<WindowCounter>,
     pub registrations_per_addr: u32,
     pub site_prior: Arc<SitePrior>,
+    /// First pages of album listings, served as bytes (see `reviews::page_cache`).
+    pub album_pages: Arc<crate::reviews::page_cache::AlbumPages>,
     /// Whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<liner_shared::net::TrustedProxies>,
 }

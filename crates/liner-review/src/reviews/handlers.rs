@@ -1,7 +1,10 @@
 //! Create, read, list by album or user, update, delete.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use liner_shared::auth::AuthUser;
 use liner_shared::error::{ApiPath, ApiQuery};
 use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
@@ -54,6 +57,7 @@ pub async fn create(
         updated_at: now,
     };
     store::insert(&state.db, &row).await?;
+    state.album_pages.invalidate(&row.album_id).await;
     Ok((StatusCode::CREATED, ApiJson(to_review(row))))
 }
 
@@ -75,12 +79,29 @@ pub async fn list_by_album(
     State(state): State<AppState>,
     ApiPath(album_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<ApiJson<AlbumReviews>, ApiError> {
+) -> Result<Response, ApiError> {
     validate_album_id(&album_id)?;
-    let listing = listing(&state, Scope::Album(&album_id), query).await?;
+    let json = [(CONTENT_TYPE, "application/json")];
+    if query.cursor.is_some() {
+        return Ok(ApiJson(album_page(&state, album_id, query).await?).into_response());
+    }
+    // First pages are what everyone reads: served from the cache, as bytes.
+    let (sort, limit) = (query.sort.unwrap_or_default(), page_limit(query.limit)?);
+    let load = async {
+        metrics::counter!("review_album_page_loads_total").increment(1);
+        let page = album_page(&state, album_id.clone(), query).await?;
+        serde_json::to_vec(&page).map(Bytes::from).map_err(|e| ReviewError::Internal(e.into()).into())
+    };
+    let page = state.album_pages.get_or_load(&album_id, sort, limit, load).await?;
+    Ok((json, page).into_response())
+}
+
+/// One page of an album's reviews with its aggregates, from the database.
+async fn album_page(state: &AppState, album_id: String, query: ListQuery) -> Result<AlbumReviews, ApiError> {
+    let listing = listing(state, Scope::Album(&album_id), query).await?;
     let tally = Tally::from_counts(&listing.counts);
     let prior = state.site_prior.get(&state.db).await?;
-    Ok(ApiJson(AlbumReviews {
+    Ok(AlbumReviews {
         album_id,
         total: tally.count,
         average_rating: tally.mean(),
@@ -88,7 +109,7 @@ pub async fn list_by_album(
         score: score::score(&tally, &prior),
         items: listing.items,
         next_cursor: listing.next_cursor,
-    }))
+    })
 }
 
 /// A user's reviews, newest first by default; same paging and sorts as the album listing.
@@ -166,6 +187,7 @@ pub async fn update(
         store::update(&state.db, &id, user.id(), rating_half, req.review_text.as_deref(), now_millis()).await?;
     match updated {
         Some(mut row) => {
+            state.album_pages.invalidate(&row.album_id).await;
             row.username = user.0.name.clone();
             Ok(ApiJson(to_review(row)))
         }
@@ -183,10 +205,12 @@ pub async fn delete(
     user: AuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    if store::delete(&state.db, &id, user.id()).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(missing_or_foreign(&state, &id).await)
+    match store::delete(&state.db, &id, user.id()).await? {
+        Some(album_id) => {
+            state.album_pages.invalidate(&album_id).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(missing_or_foreign(&state, &id).await),
     }
 }
 

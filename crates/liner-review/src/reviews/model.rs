@@ -133,7 +133,7 @@ pub struct Chart {
     pub items: Vec<ChartEntry>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sort {
     #[default]

@@ -104,13 +104,15 @@ pub async fn update(
 }
 
 /// Deletes the review if `user_id` owns it; true when a row went.
-pub async fn delete(db: &Db, id: &str, user_id: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM reviews WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(&db.pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+/// Deletes the user's review; the album it was about, or `None` if no such review of theirs.
+pub async fn delete(db: &Db, id: &str, user_id: &str) -> Result<Option<String>> {
+    let album: Option<String> =
+        sqlx::query_scalar("DELETE FROM reviews WHERE id = $1 AND user_id = $2 RETURNING album_id")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(album)
 }
 
 pub async fn exists(db: &Db, id: &str) -> Result<bool> {

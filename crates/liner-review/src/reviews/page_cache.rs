@@ -1,0 +1,208 @@
+//! The first page of an album's reviews (per sort and page size), with its aggregates,
+//! cached as the serialized JSON answer: a release-day album page is read thousands of
+//! times per write.
+//!
+//! **Correctness first: versions, not deletes.** Every album has a version; a cached
+//! page is stored under `(album, version, sort, limit)`. A write to an album (create,
+//! update, delete) commits, then bumps the album's version, then answers — so the
+//! writer's next read, and every later read on any replica, asks for a version no page
+//! was cached under and loads from the database. A reader that loaded before the write
+//! and stores its page late stores it under the old version, where no one looks again
+//! (a delete-based scheme would let that late store resurrect the old page).
+//!
+//! - With Redis (`REDIS_URL`, shared by the replicas) the versions live in Redis and each
+//!   read asks for the album's version (one round trip); the page itself is taken from
+//!   this process's cache, else from Redis (`SET … EX`), else loaded. A version starts at
+//!   a random value when Redis has none, so a Redis that restarted empty never hands out
+//!   a version an old page was cached under.
+//! - Without Redis (one instance) the versions are in this process: each write takes
+//!   the next number of one counter, so an album's version only grows.
+//! - A cold page is loaded once however many readers arrive together (moka's
+//!   `try_get_with` coalesces them per key; one load per replica).
+//! - Redis unreachable: reads skip the cache and go to the database (never an error);
+//!   a write whose version bump fails is logged — pages of that album cached in Redis
+//!   may then be served until they expire ([`PAGE_TTL`]), which only happens when this
+//!   replica cannot reach a Redis the others can.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use liner_shared::ApiError;
+use redis::aio::ConnectionManager;
+
+use super::model::Sort;
+
+/// How long a cached page lives at most (in this process and in Redis).
+pub const PAGE_TTL: Duration = Duration::from_secs(60);
+/// Bytes of pages kept in this process.
+const LOCAL_BYTES: u64 = 32 * 1024 * 1024;
+/// Albums whose versions this process keeps without Redis before starting over.
+const LOCAL_VERSIONS: usize = 100_000;
+/// The longest a read or write waits on Redis before going on without it (a Redis that
+/// went away makes the connection manager retry for seconds).
+const REDIS_WAIT: Duration = Duration::from_millis(250);
+/// How long an album's version is kept in Redis after it was first needed.
+const VERSION_TTL_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PageKey {
+    album: String,
+    version: u64,
+    sort: Sort,
+    limit: i64,
+}
+
+impl PageKey {
+    fn redis_key(&self) -> String {
+        format!("liner:review:album-page:{}:{}:{:?}:{}", self.album, self.version, self.sort, self.limit)
+    }
+}
+
+pub struct AlbumPages {
+    local: moka::future::Cache<PageKey, Bytes>,
+    redis: Option<ConnectionManager>,
+    versions: LocalVersions,
+}
+
+/// Versions without Redis: a counter hands out ever larger numbers; albums never
+/// written to are at `floor`, which moves past every number handed out when the map
+/// is cleared, so no old page is reachable after a clear.
+#[derive(Default)]
+struct LocalVersions {
+    next: AtomicU64,
+    map: Mutex<(HashMap<String, u64>, u64)>,
+}
+
+impl LocalVersions {
+    fn get(&self, album: &str) -> u64 {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.0.get(album).copied().unwrap_or(map.1)
+    }
+
+    fn bump(&self, album: &str) {
+        let version = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.0.len() >= LOCAL_VERSIONS {
+            map.0.clear();
+            map.1 = version;
+        }
+        map.0.insert(album.to_owned(), version);
+    }
+}
+
+/// The version of `KEYS[1]`, set to `ARGV[1]` (random) first if Redis has none.
+const GET_VERSION: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+  v = redis.call('GET', KEYS[1])
+end
+return v";
+
+/// Bumps the version of `KEYS[1]` (starting from `ARGV[1]` if Redis has none).
+const BUMP_VERSION: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+return redis.call('INCR', KEYS[1])";
+
+fn version_key(album: &str) -> String {
+    format!("liner:review:album-version:{album}")
+}
+
+fn random_start() -> String {
+    // Below 2^62: INCR never overflows.
+    (uuid::Uuid::new_v4().as_u128() as u64 >> 2).to_string()
+}
+
+impl AlbumPages {
+    pub fn new(redis: Option<ConnectionManager>) -> Self {
+        let local = moka::future::Cache::builder()
+            .weigher(|k: &PageKey, v: &Bytes| (k.album.len() + v.len()).try_into().unwrap_or(u32::MAX))
+            .max_capacity(LOCAL_BYTES)
+            .time_to_live(PAGE_TTL)
+            .build();
+        Self { local, redis, versions: LocalVersions::default() }
+    }
+
+    /// The page from the cache, or from `load` (once per key however many ask at once).
+    /// `None` from the version lookup (Redis away) means: load, do not cache.
+    pub async fn get_or_load<F>(&self, album: &str, sort: Sort, limit: i64, load: F) -> Result<Bytes, ApiError>
+    where
+        F: Future<Output = Result<Bytes, ApiError>>,
+    {
+        let Some(version) = self.version(album).await else {
+            return load.await;
+        };
+        let key = PageKey { album: album.to_owned(), version, sort, limit };
+        let redis_key = key.redis_key();
+        self.local
+            .try_get_with(key, async {
+                if let Some(page) = self.redis_get(&redis_key).await {
+                    return Ok(page);
+                }
+                let page = load.await?;
+                self.redis_set(&redis_key, &page).await;
+                Ok(page)
+            })
+            .await
+            // Every reader that waited on this load gets the same error.
+            .map_err(|e: std::sync::Arc<ApiError>| (*e).clone())
+    }
+
+    /// After a committed write to `album`: later reads, on any replica, load afresh.
+    pub async fn invalidate(&self, album: &str) {
+        self.versions.bump(album);
+        let Some(mut conn) = self.redis.clone() else { return };
+        let script = redis::Script::new(BUMP_VERSION);
+        let mut bump = script.key(version_key(album));
+        bump.arg(random_start()).arg(VERSION_TTL_SECS);
+        let bumped: redis::RedisResult<u64> = bounded(bump.invoke_async(&mut conn)).await;
+        if let Err(e) = bumped {
+            tracing::warn!(%album, error = %e, "album page cache: version not bumped in Redis; cached pages expire in 60 s");
+        }
+    }
+
+    async fn version(&self, album: &str) -> Option<u64> {
+        let Some(mut conn) = self.redis.clone() else { return Some(self.versions.get(album)) };
+        let script = redis::Script::new(GET_VERSION);
+        let mut get = script.key(version_key(album));
+        get.arg(random_start()).arg(VERSION_TTL_SECS);
+        let got: redis::RedisResult<u64> = bounded(get.invoke_async(&mut conn)).await;
+        match got {
+            Ok(version) => Some(version),
+            Err(e) => {
+                tracing::debug!(error = %e, "album page cache: Redis unavailable, reading the database");
+                None
+            }
+        }
+    }
+
+    async fn redis_get(&self, key: &str) -> Option<Bytes> {
+        let mut conn = self.redis.clone()?;
+        let got: redis::RedisResult<Option<Vec<u8>>> = bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await;
+        got.ok().flatten().map(Bytes::from)
+    }
+
+    async fn redis_set(&self, key: &str, page: &Bytes) {
+        let Some(mut conn) = self.redis.clone() else { return };
+        let set: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(key)
+            .arg(page.as_ref())
+            .arg("EX")
+            .arg(PAGE_TTL.as_secs())
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = set {
+            tracing::debug!(error = %e, "album page cache: page not stored in Redis");
+        }
+    }
+}
+
+/// A Redis call, given up after [`REDIS_WAIT`].
+async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    tokio::time::timeout(REDIS_WAIT, call)
+        .await
+        .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "Redis did not answer in time"))))
+}
