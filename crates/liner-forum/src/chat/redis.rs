@@ -8,6 +8,9 @@
 //!   that one task drains in pipelined batches. While Redis fails, Redis work is
 //!   skipped for a second at a time instead of each caller waiting for a timeout;
 //!   what is dropped meanwhile is recovered from the database (see `fanout`).
+//! - `forum_redis_up` (1/0) follows the last Redis operation's outcome: a heartbeat or
+//!   subscription that succeeded, or any operation that failed. Readiness does not ask
+//!   Redis (see `router`).
 //! - The subscriber pings Redis every few seconds; when the ping or the stream fails it
 //!   reconnects with backoff and then asks every local member to resync from the
 //!   database, which is where messages published during the outage are found.
@@ -133,11 +136,15 @@ impl RedisFanout {
         liner_shared::now_millis() < self.down_until.load(Ordering::Acquire)
     }
 
+    /// A Redis operation failed: `forum_redis_up` 0, and Redis work is skipped a while.
     fn mark_down(&self) {
+        metrics::gauge!("forum_redis_up").set(0.0);
         self.down_until.store(liner_shared::now_millis() + DOWN_BACKOFF_MS, Ordering::Release);
     }
 
+    /// A subscription or a heartbeat succeeded: `forum_redis_up` 1.
     fn mark_up(&self) {
+        metrics::gauge!("forum_redis_up").set(1.0);
         self.down_until.store(0, Ordering::Release);
     }
 
@@ -149,13 +156,6 @@ impl RedisFanout {
             // Stored already; other replicas find it by seq (see fanout's module doc).
             metrics::counter!("forum_fanout_publish_dropped_total").increment(1);
         }
-    }
-
-    /// Readiness: does Redis answer now?
-    pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        let pong = tokio::time::timeout(REDIS_OP_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut conn)).await;
-        matches!(pong, Ok(Ok(_)))
     }
 
     /// Writes this replica's member count of one room.

@@ -6,18 +6,32 @@
 //! counters are shared by every review replica (`INCR` + `EXPIRE … NX`); without it, or
 //! while Redis is unreachable, each process counts on its own.
 //!
+//! Redis never holds a login up: every call to it is bounded by [`REDIS_TIMEOUT`], and
+//! after one fails Redis is skipped for [`REDIS_DOWN_BACKOFF`] (local counting
+//! meanwhile). Without this a login waited for the connection manager's reconnects
+//! while Redis was down, past the gateway's route timeout (a 504; `outages.rs`).
+//!
 //! Why not `governor` (`liner_shared::rate`): these counters must be shared by the
 //! replicas through Redis and survive a replica's restart, and a lockout's
 //! `Retry-After` is the window's remaining time, not a token bucket's refill.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
+/// The longest a limiter call waits for Redis.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed Redis call, Redis is skipped for this long.
+pub const REDIS_DOWN_BACKOFF: Duration = Duration::from_secs(1);
+
 pub struct WindowCounter {
     redis: Option<ConnectionManager>,
+    /// Unix ms until which Redis is skipped (0: up).
+    redis_down_until: AtomicI64,
     local: Mutex<HashMap<String, (u32, Instant)>>,
     window: Duration,
     /// Names the counters in Redis, e.g. `login-failures`.
@@ -39,18 +53,42 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl WindowCounter {
     pub fn new(redis: Option<ConnectionManager>, window: Duration, name: &'static str) -> Self {
-        Self { redis, local: Mutex::new(HashMap::new()), window, name }
+        Self { redis, redis_down_until: AtomicI64::new(0), local: Mutex::new(HashMap::new()), window, name }
+    }
+
+    /// The Redis connection, unless there is none or Redis failed a moment ago.
+    fn redis(&self) -> Option<ConnectionManager> {
+        let skipped = liner_shared::now_millis() < self.redis_down_until.load(Ordering::Acquire);
+        if skipped { None } else { self.redis.clone() }
+    }
+
+    /// One Redis call, bounded by [`REDIS_TIMEOUT`]; a failure skips Redis for a while.
+    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+            Ok(Ok(v)) => Some(v),
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                tracing::warn!(error = %why, counter = self.name, "limiter: Redis unavailable, counting locally");
+                let until = liner_shared::now_millis() + REDIS_DOWN_BACKOFF.as_millis() as i64;
+                self.redis_down_until.store(until, Ordering::Release);
+                None
+            }
+        }
     }
 
     /// `Err(seconds)` when `key` has used up its `max` failures in the current window.
     pub async fn check(&self, key: &str, max: u32) -> Result<(), u64> {
-        if let Some(mut conn) = self.redis.clone() {
-            let got: redis::RedisResult<(Option<u32>, i64)> =
-                redis::pipe().get(self.redis_key(key)).ttl(self.redis_key(key)).query_async(&mut conn).await;
+        if let Some(mut conn) = self.redis() {
+            let mut pipe = redis::pipe();
+            pipe.get(self.redis_key(key)).ttl(self.redis_key(key));
+            let got: Option<(Option<u32>, i64)> = self.bounded(pipe.query_async(&mut conn)).await;
             match got {
-                Ok((count, ttl)) if count.unwrap_or(0) >= max => return Err(ttl.max(1) as u64),
-                Ok(_) => return Ok(()),
-                Err(e) => tracing::warn!(error = %e, "login limiter: redis unavailable, counting locally"),
+                Some((count, ttl)) if count.unwrap_or(0) >= max => return Err(ttl.max(1) as u64),
+                Some(_) => return Ok(()),
+                None => {}
             }
         }
         let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
@@ -64,18 +102,11 @@ impl WindowCounter {
 
     /// Counts one event for `key`.
     pub async fn record(&self, key: &str) {
-        if let Some(mut conn) = self.redis.clone() {
-            let done: redis::RedisResult<()> = redis::pipe()
-                .incr(self.redis_key(key), 1)
-                .ignore()
-                .cmd("EXPIRE")
-                .arg(self.redis_key(key))
-                .arg(self.window.as_secs())
-                .arg("NX")
-                .ignore()
-                .query_async(&mut conn)
-                .await;
-            if done.is_ok() {
+        if let Some(mut conn) = self.redis() {
+            let mut pipe = redis::pipe();
+            pipe.incr(self.redis_key(key), 1).ignore();
+            pipe.cmd("EXPIRE").arg(self.redis_key(key)).arg(self.window.as_secs()).arg("NX").ignore();
+            if self.bounded(pipe.query_async::<()>(&mut conn)).await.is_some() {
                 return;
             }
         }
@@ -92,8 +123,9 @@ impl WindowCounter {
     }
 
     pub async fn reset(&self, key: &str) {
-        if let Some(mut conn) = self.redis.clone() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(self.redis_key(key)).query_async(&mut conn).await;
+        if let Some(mut conn) = self.redis() {
+            let del = redis::cmd("DEL").arg(self.redis_key(key)).clone();
+            self.bounded(del.query_async::<()>(&mut conn)).await;
         }
         self.local.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
