@@ -137,13 +137,66 @@ async fn verify(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()> {
     }
 }
 
-/// True when the database did not answer (pool exhausted or closed, connection lost):
-/// a 503 the client may retry, not a 500.
+/// True when the database did not answer (pool exhausted or closed, connection lost),
+/// or answered that it is going away or not there yet: a 503 the client may retry, not
+/// a 500. A restart of PostgreSQL ends every query in flight with `57P01`
+/// (admin_shutdown) and refuses connections with `57P03` while it starts; those were
+/// 500s until `a_postgres_restart_is_unavailable_never_internal` (below) and
+/// `outages.rs` showed it. The SQLSTATEs: class 08 (connection exception), 57P01–57P03
+/// (admin, crash shutdown; cannot connect now), 53300 (too many connections).
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    }
 }
 
 /// True when the error is a unique-constraint violation (a duplicate), on either backend.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use crate::throwaway::{PostgresOptions, ThrowawayPostgres};
+
+    /// A restart of PostgreSQL, as the services see it: the query in flight when it
+    /// stops (fast, as `pg_ctl restart` does), and one sent while it is down, are both
+    /// "unavailable" (503), never a bug (500); once it is back the same pool serves.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_postgres_restart_is_unavailable_never_internal() {
+        DRIVERS.call_once(install_default_drivers);
+        let pg = ThrowawayPostgres::start(PostgresOptions::default()).expect("throwaway PostgreSQL");
+        let url = pg.fresh_database().await.expect("database");
+        let pool = AnyPoolOptions::new().max_connections(3).acquire_timeout(Duration::from_secs(5)).connect(&url).await;
+        let pool = pool.expect("pool");
+        let in_flight = tokio::spawn({
+            let pool = pool.clone();
+            async move { sqlx::query("SELECT pg_sleep(30)").execute(&pool).await }
+        });
+        let started = std::time::Instant::now();
+        loop {
+            let running: (i64,) =
+                sqlx::query_as("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("pg_stat_activity");
+            if running.0 > 0 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the query never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::task::block_in_place(|| pg.stop()).expect("stops");
+        let e = in_flight.await.expect("task").expect_err("the query in flight fails");
+        assert!(is_unavailable(&e), "the query in flight at the shutdown: {e:?}");
+        let e = sqlx::query("SELECT 1").execute(&pool).await.expect_err("down");
+        assert!(is_unavailable(&e), "a query while it is down: {e:?}");
+        tokio::task::block_in_place(|| pg.start_again()).expect("starts again");
+        sqlx::query("SELECT 1").execute(&pool).await.expect("the same pool serves once it is back");
+    }
 }
