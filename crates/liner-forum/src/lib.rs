@@ -73,6 +73,9 @@ pub struct Settings {
     /// in-process (one replica only).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// How Redis's certificate is verified (`rediss://`).
+    #[command(flatten)]
+    pub redis_tls: liner_shared::redis::RedisTls,
     /// The review service (token keys, usernames): found through the registry unless given.
     #[command(flatten)]
     pub review: liner_discovery::peers::ReviewArgs,
@@ -112,6 +115,7 @@ impl Settings {
             listen,
             service: ServiceArgs::new(data_dir),
             redis_url: None,
+            redis_tls: Default::default(),
             review: Default::default(),
             allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
             admin_users: Vec::new(),
@@ -238,7 +242,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let hub = Hub::new();
     let replica = liner_shared::new_id();
     let redis = match &settings.redis_url {
-        Some(url) => Some(RedisFanout::start(url, hub.clone(), replica.clone(), shutdown.clone(), &tasks).await?),
+        Some(url) => {
+            let client = liner_shared::redis::open(url, &settings.redis_tls).await?;
+            Some(RedisFanout::start(client, url, hub.clone(), replica.clone(), shutdown.clone(), &tasks).await?)
+        }
         None => None,
     };
     tasks.spawn(fanout::reconcile_loop(hub.clone(), db.clone(), Duration::from_secs(1), shutdown.clone()));

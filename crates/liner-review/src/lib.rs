@@ -57,6 +57,9 @@ pub struct Settings {
     /// Redis for state shared by replicas (login-failure counters); optional.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// How Redis's certificate is verified (`rediss://`).
+    #[command(flatten)]
+    pub redis_tls: liner_shared::redis::RedisTls,
     /// Ed25519 PKCS#8 PEM signing key; generated there if missing
     /// [default: <data-dir>/review-jwt-ed25519.pem]. `LINER_JWT_PRIVATE_KEY` (PEM text) wins.
     #[arg(long, env = "LINER_JWT_KEY_FILE")]
@@ -94,6 +97,7 @@ impl Settings {
             listen,
             service: ServiceArgs::new(data_dir),
             redis_url: None,
+            redis_tls: Default::default(),
             jwt_key_file: None,
             jwt_previous_key_file: None,
             hash_threads: None,
@@ -152,7 +156,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&database_url, settings.service.db_max_connections, MIGRATIONS, settings.service.migrations)
         .await?;
     let redis = match &settings.redis_url {
-        Some(url) => Some(connect_redis(url).await?),
+        Some(url) => Some(connect_redis(url, &settings.redis_tls).await?),
         None => None,
     };
     let state = AppState {
@@ -174,8 +178,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     Ok(Running { bound, router: router(state).merge(grpc_health), registrar, drain: settings.service.drain })
 }
 
-async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("bad REDIS_URL: {e}"))?;
+async fn connect_redis(
+    url: &str,
+    tls: &liner_shared::redis::RedisTls,
+) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = liner_shared::redis::open(url, tls).await?;
     redis::aio::ConnectionManager::new(client).await.map_err(|e| anyhow::anyhow!("cannot reach Redis: {e}"))
 }
 

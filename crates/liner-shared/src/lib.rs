@@ -12,6 +12,7 @@ pub mod http;
 pub mod net;
 pub mod openapi;
 pub mod rate;
+pub mod redis;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -49,6 +49,25 @@ pub struct PostgresOptions {
     pub tcp: bool,
     /// Extra `-c name=value` settings (e.g. `ssl=on`, `ssl_cert_file=…`).
     pub settings: Vec<(String, String)>,
+    /// Files written into the data directory before the first start, owned by the
+    /// server's user with mode 0600 (PostgreSQL refuses a key others can read); relative
+    /// paths in settings resolve there, e.g. `server.crt` and `server.key`, which
+    /// `ssl=on` uses by default.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl PostgresOptions {
+    /// TCP with TLS (`ssl=on`) presenting `cert`.
+    pub fn with_tls_cert(cert: &ServerCert) -> Self {
+        Self {
+            tcp: true,
+            settings: vec![("ssl".into(), "on".into())],
+            files: vec![
+                ("server.crt".into(), cert.cert_pem.clone().into_bytes()),
+                ("server.key".into(), cert.key_pem.clone().into_bytes()),
+            ],
+        }
+    }
 }
 
 /// A PostgreSQL server of one test: `initdb` in a temp dir, `pg_ctl` to stop and start.
@@ -72,6 +91,15 @@ impl ThrowawayPostgres {
             run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir.0))?;
         }
         run(pg.as_owner(&pg.bin.join("initdb")).arg("-D").arg(pg.data()).args(["-U", "postgres", "-A", "trust"]))?;
+        for (name, contents) in &pg.options.files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = pg.data().join(name);
+            std::fs::write(&path, contents)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            if is_root() {
+                run(Command::new("chown").arg("postgres:postgres").arg(&path))?;
+            }
+        }
         for _ in 0..20 {
             if pg.options.tcp {
                 pg.port = random_port();
@@ -132,6 +160,16 @@ impl ThrowawayPostgres {
         self.port
     }
 
+    /// A URL for `database` over TCP (with [`PostgresOptions::tcp`]) that requires TLS
+    /// and verifies the server's certificate and name against the CA in `ca_file`.
+    pub fn verify_full_url(&self, database: &str, ca_file: &Path) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=verify-full&sslrootcert={}",
+            self.port,
+            ca_file.display()
+        )
+    }
+
     /// A URL for `database` over the Unix socket.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@localhost:{}/{database}?host={}", self.port, self.dir.0.display())
@@ -177,6 +215,24 @@ pub struct RedisOptions {
     /// of its own choosing is added (see the module doc).
     pub args: Vec<String>,
     pub tls: bool,
+    /// Files written into the server's directory before the first start; the server runs
+    /// there, so relative paths in `args` name them.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl RedisOptions {
+    /// A TLS port presenting `cert`; clients are not asked for certificates.
+    pub fn with_tls_cert(cert: &ServerCert) -> Self {
+        let args = ["--tls-cert-file", "server.crt", "--tls-key-file", "server.key", "--tls-auth-clients", "no"];
+        Self {
+            args: args.map(String::from).to_vec(),
+            tls: true,
+            files: vec![
+                ("server.crt".into(), cert.cert_pem.clone().into_bytes()),
+                ("server.key".into(), cert.key_pem.clone().into_bytes()),
+            ],
+        }
+    }
 }
 
 /// A Redis server of one test, on a Unix socket (`redis+unix://…`).
@@ -190,6 +246,9 @@ pub struct ThrowawayRedis {
 impl ThrowawayRedis {
     pub fn start(options: RedisOptions) -> anyhow::Result<Self> {
         let dir = TempDir::new("liner-redis")?;
+        for (name, contents) in &options.files {
+            std::fs::write(dir.0.join(name), contents)?;
+        }
         let redis = Self { dir, options, tls_port: 0, child: Default::default() };
         let mut redis = redis;
         for _ in 0..20 {
@@ -217,6 +276,12 @@ impl ThrowawayRedis {
         format!("redis+unix://{}", self.socket().display())
     }
 
+    /// `rediss://` to the TLS port (with [`RedisOptions::tls`]), by IP address: the
+    /// certificate must name `127.0.0.1`.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+
     /// The TLS port (with [`RedisOptions::tls`]).
     pub fn tls_port(&self) -> u16 {
         self.tls_port
@@ -228,7 +293,7 @@ impl ThrowawayRedis {
         let _ = std::fs::remove_file(self.socket());
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"]).arg(self.socket());
-        cmd.args(["--unixsocketperm", "700", "--dir"]).arg(&self.dir.0);
+        cmd.args(["--unixsocketperm", "700", "--dir"]).arg(&self.dir.0).current_dir(&self.dir.0);
         if self.options.tls {
             cmd.args(["--tls-port", &self.tls_port.to_string(), "--bind", "127.0.0.1"]);
         }
@@ -258,6 +323,46 @@ impl ThrowawayRedis {
 impl Drop for ThrowawayRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A certificate authority of one test (no key material in the repository), and the
+/// server certificates it signs.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+/// A server's certificate (PEM) and its private key (PKCS#8 PEM).
+pub struct ServerCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> anyhow::Result<Self> {
+        let mut params = rcgen::CertificateParams::new(Vec::new())?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let key = rcgen::KeyPair::generate()?;
+        let pem = params.self_signed(&key)?.pem();
+        Ok(Self { issuer: rcgen::Issuer::new(params, key), pem })
+    }
+
+    /// The CA certificate (PEM), what clients trust.
+    pub fn cert_pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// A server certificate for these names (`127.0.0.1` becomes an IP address SAN).
+    pub fn server_cert(&self, names: &[&str]) -> anyhow::Result<ServerCert> {
+        let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, names.first().copied().unwrap_or("server"));
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServerCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }
 

@@ -103,14 +103,16 @@ pub struct RedisFanout {
 impl RedisFanout {
     /// Connects, subscribes (waits until the subscription is live, so nothing published
     /// after `build` returns is missed) and starts the subscriber and heartbeat tasks.
+    /// `client` comes from `liner_shared::redis::client` (TLS as configured); `url` only
+    /// names the server in errors.
     pub async fn start(
+        client: redis::Client,
         url: &str,
         hub: Arc<Hub>,
         replica: String,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> anyhow::Result<Arc<Self>> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("bad REDIS_URL: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_OP_TIMEOUT))
             .set_response_timeout(Some(REDIS_OP_TIMEOUT))
