@@ -28,9 +28,20 @@ fn reasons(out: &Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("liner:")).map(str::to_owned).collect()
 }
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").to_string()
+/// The address a child said it listens on (`… listening service=… addr=HOST:PORT`),
+/// read from its log on stderr: it binds port 0, nothing picks a port for it.
+fn listening_addr(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.contains("listening").then(|| line.split("addr=").nth(1).map(str::to_owned)).flatten())
+        .expect("the child logs its address");
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    addr.trim().to_owned()
 }
 
 /// Kills the child when the test ends, whatever happened.
@@ -48,8 +59,11 @@ async fn migrate_then_verify_starts_and_verify_refuses_an_empty_database() {
     let db = liner_shared::testkit::fresh_pg_database().await;
     let data_dir = tempfile::tempdir().expect("tempdir");
     let data_dir = data_dir.path().to_str().expect("utf-8 path");
-    let addr = free_addr();
-    let review = ["review", "--listen", &addr, "--database-url", &db, "--data-dir", data_dir, "--migrations", "verify"];
+    // On PostgreSQL the replicas are given their signing key (none is generated).
+    liner_review::keys::Signer::load_or_generate(&std::path::Path::new(data_dir).join("review-jwt-ed25519.pem"), 60)
+        .expect("a signing key");
+    let review =
+        ["review", "--listen", "127.0.0.1:0", "--database-url", &db, "--data-dir", data_dir, "--migrations", "verify"];
 
     // An empty database: the serving process changes nothing and says why in one line.
     let out = run(&review);
@@ -66,7 +80,8 @@ async fn migrate_then_verify_starts_and_verify_refuses_an_empty_database() {
     }
 
     // Now the replica starts with `verify` and becomes ready.
-    let mut child = Killed(liner(&review).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn"));
+    let mut child = Killed(liner(&review).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn"));
+    let addr = listening_addr(&mut child.0);
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -83,7 +98,8 @@ async fn migrate_then_verify_starts_and_verify_refuses_an_empty_database() {
     // `liner probe`, the image's health check, agrees; a closed port fails in one line.
     let out = run(&["probe", &format!("http://{addr}/readyz")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["probe", &format!("http://{}/readyz", free_addr())]);
+    // Port 1 on loopback: nothing listens there.
+    let out = run(&["probe", "http://127.0.0.1:1/readyz"]);
     assert!(!out.status.success());
     assert_eq!(reasons(&out).len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
 }
