@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestApp};
+use common::{Backend, TestApp, json_of};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -101,15 +101,7 @@ async fn chat_through_the_gateway(backend: Backend) {
     let r = app.http.delete(format!("{forums}/rooms/{room_id}")).bearer_auth(&ann).send().await.expect("sent");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     next_of(&mut again, "closed").await;
-    let history: Value = app
-        .http
-        .get(format!("{forums}/rooms/{room_id}/messages"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let history = json_of(app.http.get(format!("{forums}/rooms/{room_id}/messages"))).await;
     assert_eq!(history.as_array().map(Vec::len), Some(1), "history stays readable");
     app.stop().await;
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Backend, TestApp};
+use common::{Backend, TestApp, json_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -467,15 +467,7 @@ async fn a_rotated_signing_key_keeps_earlier_tokens_valid() {
     let http = reqwest::Client::new();
     let login = async |base: &str| -> String {
         let body = json!({"username": "rotor", "password": "password1"});
-        let v: Value = http
-            .post(format!("{base}/users/login"))
-            .json(&body)
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let v = json_of(http.post(format!("{base}/users/login")).json(&body)).await;
         v["token"].as_str().expect("token").to_owned()
     };
     let kid = |token: &str| jsonwebtoken::decode_header(token).expect("header").kid.expect("kid");

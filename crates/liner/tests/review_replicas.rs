@@ -1,21 +1,31 @@
 //! Two review replicas sharing PostgreSQL, Redis and a signing key behave as one service.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::json_of;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-async fn replica(db: &str, data_dir: &std::path::Path, token: &CancellationToken) -> String {
+/// A review replica on `db` and `redis`; its root URL (the API is under `/api/users-reviews`).
+async fn replica_at(db: &str, data_dir: &std::path::Path, redis: String, token: &CancellationToken) -> String {
     let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), data_dir.to_path_buf());
     settings.service.database_url = Some(db.parse().expect("db url"));
-    settings.redis_url = Some(liner_shared::testkit::redis_url());
+    settings.redis_url = Some(redis);
     // Redis keeps counts across tests and runs: sign-ups from loopback are not limited here.
     settings.registrations_per_address = 0;
     let running = liner_review::build(settings).await.expect("replica starts");
-    let base = format!("http://{}/api/users-reviews", running.addr());
+    let root = format!("http://{}", running.addr());
     tokio::spawn(running.run_until(token.clone()));
-    base
+    root
+}
+
+/// A review replica on `db` and the shared test Redis; its API base URL.
+async fn replica(db: &str, data_dir: &std::path::Path, token: &CancellationToken) -> String {
+    let root = replica_at(db, data_dir, liner_shared::testkit::redis_url(), token).await;
+    format!("{root}/api/users-reviews")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,17 +112,8 @@ async fn album_pages_are_cached_yet_every_write_is_read_back_on_either_replica()
     let db = liner_shared::testkit::fresh_pg_database().await;
     let data_dir = tempfile::tempdir().expect("tempdir");
     let stop = CancellationToken::new();
-    let mut bases = Vec::new();
-    for _ in 0..2 {
-        let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), data_dir.path().to_path_buf());
-        settings.service.database_url = Some(db.parse().expect("db url"));
-        settings.redis_url = Some(redis.url());
-        settings.registrations_per_address = 0;
-        let running = liner_review::build(settings).await.expect("replica starts");
-        bases.push(format!("http://{}", running.addr()));
-        tokio::spawn(running.run_until(stop.clone()));
-    }
-    let (a, b) = (bases[0].clone(), bases[1].clone());
+    let a = replica_at(&db, data_dir.path(), redis.url(), &stop).await;
+    let b = replica_at(&db, data_dir.path(), redis.url(), &stop).await;
     let http = reqwest::Client::new();
     let api = |base: &str, path: &str| format!("{base}/api/users-reviews{path}");
     let album = "rg-cache-test";
@@ -133,15 +134,8 @@ async fn album_pages_are_cached_yet_every_write_is_read_back_on_either_replica()
         let (name, password) = (format!("cachefan{i}"), "password1");
         let body = json!({"username": name, "password": password, "email": format!("{name}@example.com")});
         assert_eq!(http.post(api(&a, "/users/register")).json(&body).send().await.expect("sent").status(), 201);
-        let login: Value = http
-            .post(api(&a, "/users/login"))
-            .json(&json!({"username": name, "password": password}))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let login =
+            json_of(http.post(api(&a, "/users/login")).json(&json!({"username": name, "password": password}))).await;
         tokens.push(login["token"].as_str().expect("token").to_owned());
     }
 

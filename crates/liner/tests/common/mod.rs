@@ -10,6 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use liner_shared::testkit::{Backend, fresh_database};
 
+/// Sends a request and reads its answer as JSON (whatever the status).
+pub async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.expect("sent").json().await.expect("JSON answer")
+}
+
 /// A running `liner up` with its own data dir (and its own PostgreSQL database).
 pub struct TestApp {
     pub base: String,
