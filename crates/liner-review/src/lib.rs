@@ -7,6 +7,7 @@
 //! (binds and migrates, does not serve), `Running::run_until` — so `liner up` and a
 //! one-service container start it the same way.
 
+pub mod cache;
 pub mod error;
 pub mod keys;
 pub mod openapi;
@@ -168,7 +169,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         registrations: Arc::new(WindowCounter::new(redis.clone(), REGISTRATION_WINDOW, "registrations")),
         registrations_per_addr: settings.registrations_per_address,
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
-        album_pages: Arc::new(crate::reviews::page_cache::AlbumPages::new(redis)),
+        pages: Arc::new(crate::cache::Pages::new(redis)),
         trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
     };
     // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.

@@ -23,8 +23,8 @@ pub struct AppState {
     pub registrations: Arc<WindowCounter>,
     pub registrations_per_addr: u32,
     pub site_prior: Arc<SitePrior>,
-    /// First pages of album listings, served as bytes (see `reviews::page_cache`).
-    pub album_pages: Arc<crate::reviews::page_cache::AlbumPages>,
+    /// Album pages and profiles, served as bytes (see `cache`).
+    pub pages: Arc<crate::cache::Pages>,
     /// Whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<liner_shared::net::TrustedProxies>,
 }

@@ -101,12 +101,13 @@ fn sigterm_drains_and_exits_cleanly() {
     }
 }
 
-/// Album pages come from the cache — a cold page is loaded once however many readers
-/// arrive together, and the other replica takes it from Redis — yet every write is read
-/// back at once on either replica, and with Redis stopped reads still answer from the
-/// database. (A Redis of this test's own: it is stopped midway.)
+/// Album pages and profiles come from the cache — a cold page is loaded once however
+/// many readers arrive together, and the other replica takes it from Redis — yet every
+/// write is read back at once on either replica (pages and the author's profile), the
+/// owner's own profile (with the email) is never cached, and with Redis stopped reads
+/// still answer from the database. (A Redis of this test's own: it is stopped midway.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn album_pages_are_cached_yet_every_write_is_read_back_on_either_replica() {
+async fn album_pages_and_profiles_are_cached_yet_every_write_is_read_back_on_either_replica() {
     use liner_shared::throwaway::{RedisOptions, ThrowawayRedis};
     let redis = ThrowawayRedis::start(RedisOptions::default()).expect("a Redis of its own");
     let db = liner_shared::testkit::fresh_pg_database().await;
@@ -129,7 +130,7 @@ async fn album_pages_are_cached_yet_every_write_is_read_back_on_either_replica()
             .find_map(|l| l.strip_prefix("review_album_page_loads_total "))
             .map_or(0.0, |v| v.trim().parse().expect("number"))
     };
-    let mut tokens = Vec::new();
+    let (mut tokens, mut user_ids) = (Vec::new(), Vec::new());
     for i in 0..4 {
         let (name, password) = (format!("cachefan{i}"), "password1");
         let body = json!({"username": name, "password": password, "email": format!("{name}@example.com")});
@@ -137,6 +138,7 @@ async fn album_pages_are_cached_yet_every_write_is_read_back_on_either_replica()
         let login =
             json_of(http.post(api(&a, "/users/login")).json(&json!({"username": name, "password": password}))).await;
         tokens.push(login["token"].as_str().expect("token").to_owned());
+        user_ids.push(login["user"]["id"].as_str().expect("user id").to_owned());
     }
 
     // A cold page, 200 readers at once: one database load.
@@ -173,6 +175,26 @@ async fn album_pages_are_cached_yet_every_write_is_read_back_on_either_replica()
     assert_eq!(res.status(), 204);
     let seen = page(&b).await;
     assert_eq!(seen["total"], 3, "a delete is read back on the other replica: {seen}");
+
+    // Profiles are cached too (for everyone but their owner) and follow the same writes.
+    let profile = async |base: &str, token: Option<&str>| {
+        let req = http.get(api(base, &format!("/users/profile/{}", user_ids[0])));
+        json_of(match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        })
+        .await
+    };
+    let seen = profile(&b, None).await;
+    assert_eq!((seen["reviewCount"].clone(), seen["averageRating"].clone()), (json!(1), json!(5.0)), "{seen}");
+    assert!(seen.get("email").is_none(), "a cached profile never carries the email: {seen}");
+    let body = json!({"albumId": "rg-cache-other", "rating": 1.0, "reviewText": ""});
+    let res = http.post(api(&a, "/reviews")).bearer_auth(&tokens[0]).json(&body).send().await.expect("sent");
+    assert_eq!(res.status(), 201);
+    let seen = profile(&b, None).await;
+    assert_eq!((seen["reviewCount"].clone(), seen["averageRating"].clone()), (json!(2), json!(3.0)), "{seen}");
+    assert!(profile(&b, Some(&tokens[0])).await["email"].is_string(), "the owner sees the email");
+    assert!(profile(&b, None).await.get("email").is_none(), "and no one else does after that");
 
     // Redis stopped: reads still answer, from the database, and see new writes.
     redis.stop();

@@ -12,6 +12,7 @@ use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
 use super::model::*;
 use super::score::{self, Tally};
 use super::store::{self, ReviewRow, Scope};
+use crate::cache::{Subject, Variant};
 use crate::error::ReviewError;
 use crate::state::AppState;
 use crate::users;
@@ -57,7 +58,7 @@ pub async fn create(
         updated_at: now,
     };
     store::insert(&state.db, &row).await?;
-    state.album_pages.invalidate(&row.album_id).await;
+    state.pages.review_written(&row.album_id, &row.user_id).await;
     Ok((StatusCode::CREATED, ApiJson(to_review(row))))
 }
 
@@ -92,7 +93,8 @@ pub async fn list_by_album(
         let page = album_page(&state, album_id.clone(), query).await?;
         serde_json::to_vec(&page).map(Bytes::from).map_err(|e| ReviewError::Internal(e.into()).into())
     };
-    let page = state.album_pages.get_or_load(&album_id, sort, limit, load).await?;
+    let subject = Subject::Album(album_id.clone());
+    let page = state.pages.get_or_load(&subject, Variant::AlbumPage { sort, limit }, load).await?;
     Ok((json, page).into_response())
 }
 
@@ -187,7 +189,7 @@ pub async fn update(
         store::update(&state.db, &id, user.id(), rating_half, req.review_text.as_deref(), now_millis()).await?;
     match updated {
         Some(mut row) => {
-            state.album_pages.invalidate(&row.album_id).await;
+            state.pages.review_written(&row.album_id, &row.user_id).await;
             row.username = user.0.name.clone();
             Ok(ApiJson(to_review(row)))
         }
@@ -207,7 +209,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     match store::delete(&state.db, &id, user.id()).await? {
         Some(album_id) => {
-            state.album_pages.invalidate(&album_id).await;
+            state.pages.review_written(&album_id, user.id()).await;
             Ok(StatusCode::NO_CONTENT)
         }
         None => Err(missing_or_foreign(&state, &id).await),

@@ -5,7 +5,6 @@
 pub mod charts;
 pub mod handlers;
 pub mod model;
-pub mod page_cache;
 pub mod score;
 pub mod site_prior;
 pub mod store;

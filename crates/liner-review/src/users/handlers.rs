@@ -2,8 +2,11 @@
 
 use std::net::SocketAddr;
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use liner_shared::auth::MaybeAuthUser;
 use liner_shared::error::ApiPath;
 use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
@@ -11,6 +14,7 @@ use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
 use super::limiter::{MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_USER};
 use super::model::*;
 use super::store;
+use crate::cache::{Subject, Variant};
 use crate::error::ReviewError;
 use crate::state::AppState;
 
@@ -111,16 +115,30 @@ pub async fn profile(
     State(state): State<AppState>,
     MaybeAuthUser(caller): MaybeAuthUser,
     ApiPath(user_id): ApiPath<String>,
-) -> Result<ApiJson<Profile>, ApiError> {
-    let user = store::find_by_id(&state.db, &user_id).await?.ok_or(ReviewError::NotFound("user"))?;
+) -> Result<Response, ApiError> {
+    let is_self = caller.is_some_and(|c| c.sub == user_id);
+    if is_self {
+        // The owner's view carries the email: never cached.
+        return Ok(ApiJson(load_profile(&state, &user_id, true).await?).into_response());
+    }
+    let load = async {
+        let profile = load_profile(&state, &user_id, false).await?;
+        serde_json::to_vec(&profile).map(Bytes::from).map_err(|e| ReviewError::Internal(e.into()).into())
+    };
+    let page = state.pages.get_or_load(&Subject::User(user_id.clone()), Variant::Profile, load).await?;
+    Ok(([(CONTENT_TYPE, "application/json")], page).into_response())
+}
+
+/// A profile from the database (404 for an unknown user: not cached).
+async fn load_profile(state: &AppState, user_id: &str, with_email: bool) -> Result<Profile, ApiError> {
+    let user = store::find_by_id(&state.db, user_id).await?.ok_or(ReviewError::NotFound("user"))?;
     let (review_count, average_rating) = store::review_stats(&state.db, &user.id).await?;
-    let is_self = caller.is_some_and(|c| c.sub == user.id);
-    Ok(ApiJson(Profile {
+    Ok(Profile {
         id: user.id,
         username: user.username,
         created_at: rfc3339(user.created_at),
         review_count,
         average_rating,
-        email: is_self.then_some(user.email),
-    }))
+        email: with_email.then_some(user.email),
+    })
 }

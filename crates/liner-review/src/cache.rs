@@ -1,26 +1,26 @@
-//! The first page of an album's reviews (per sort and page size), with its aggregates,
-//! cached as the serialized JSON answer: a release-day album page is read thousands of
-//! times per write.
+//! Read-mostly answers cached as serialized JSON: the first page of an album's reviews
+//! (per sort and page size) with its aggregates, and a user's public profile (review
+//! count and average). A release-day album page is read thousands of times per write.
 //!
-//! **Correctness first: versions, not deletes.** Every album has a version; a cached
-//! page is stored under `(album, version, sort, limit)`. A write to an album (create,
-//! update, delete) commits, then bumps the album's version, then answers — so the
-//! writer's next read, and every later read on any replica, asks for a version no page
-//! was cached under and loads from the database. A reader that loaded before the write
+//! **Correctness first: versions, not deletes.** Every *subject* (an album, a user) has
+//! a version; a cached answer is stored under `(subject, version, variant)`. A review
+//! write (create, update, delete) commits, then bumps the versions of its album and its
+//! author, then answers — so the writer's next read, and every later read on any
+//! replica, asks for a version nothing was cached under and loads from the database. A reader that loaded before the write
 //! and stores its page late stores it under the old version, where no one looks again
 //! (a delete-based scheme would let that late store resurrect the old page).
 //!
 //! - With Redis (`REDIS_URL`, shared by the replicas) the versions live in Redis and each
-//!   read asks for the album's version (one round trip); the page itself is taken from
+//!   read asks for the subject's version (one round trip); the page itself is taken from
 //!   this process's cache, else from Redis (`SET … EX`), else loaded. A version starts at
 //!   a random value when Redis has none, so a Redis that restarted empty never hands out
 //!   a version an old page was cached under.
 //! - Without Redis (one instance) the versions are in this process: each write takes
-//!   the next number of one counter, so an album's version only grows.
+//!   the next number of one counter, so a subject's version only grows.
 //! - A cold page is loaded once however many readers arrive together (moka's
 //!   `try_get_with` coalesces them per key; one load per replica).
 //! - Redis unreachable: reads skip the cache and go to the database (never an error);
-//!   a write whose version bump fails is logged — pages of that album cached in Redis
+//!   a write whose version bump fails is logged — answers about it cached in Redis
 //!   may then be served until they expire ([`PAGE_TTL`]), which only happens when this
 //!   replica cannot reach a Redis the others can.
 
@@ -33,7 +33,7 @@ use axum::body::Bytes;
 use liner_shared::ApiError;
 use redis::aio::ConnectionManager;
 
-use super::model::Sort;
+use crate::reviews::model::Sort;
 
 /// How long a cached page lives at most (in this process and in Redis).
 pub const PAGE_TTL: Duration = Duration::from_secs(60);
@@ -44,30 +44,52 @@ const LOCAL_VERSIONS: usize = 100_000;
 /// The longest a read or write waits on Redis before going on without it (a Redis that
 /// went away makes the connection manager retry for seconds).
 const REDIS_WAIT: Duration = Duration::from_millis(250);
-/// How long an album's version is kept in Redis after it was first needed.
+/// How long a subject's version is kept in Redis after it was first needed.
 const VERSION_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// What a cached answer is about; its version moves with every review write touching it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Album(String),
+    User(String),
+}
+
+impl Subject {
+    fn name(&self) -> String {
+        match self {
+            Subject::Album(id) => format!("album:{id}"),
+            Subject::User(id) => format!("user:{id}"),
+        }
+    }
+}
+
+/// Which answer about the subject: the album page's sort and size, or the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    AlbumPage { sort: Sort, limit: i64 },
+    Profile,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PageKey {
-    album: String,
+    subject: String,
     version: u64,
-    sort: Sort,
-    limit: i64,
+    variant: Variant,
 }
 
 impl PageKey {
     fn redis_key(&self) -> String {
-        format!("liner:review:album-page:{}:{}:{:?}:{}", self.album, self.version, self.sort, self.limit)
+        format!("liner:review:page:{}:{}:{:?}", self.subject, self.version, self.variant)
     }
 }
 
-pub struct AlbumPages {
+pub struct Pages {
     local: moka::future::Cache<PageKey, Bytes>,
     redis: Option<ConnectionManager>,
     versions: LocalVersions,
 }
 
-/// Versions without Redis: a counter hands out ever larger numbers; albums never
+/// Versions without Redis: a counter hands out ever larger numbers; subjects never
 /// written to are at `floor`, which moves past every number handed out when the map
 /// is cleared, so no old page is reachable after a clear.
 #[derive(Default)]
@@ -77,19 +99,19 @@ struct LocalVersions {
 }
 
 impl LocalVersions {
-    fn get(&self, album: &str) -> u64 {
+    fn get(&self, subject: &str) -> u64 {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.0.get(album).copied().unwrap_or(map.1)
+        map.0.get(subject).copied().unwrap_or(map.1)
     }
 
-    fn bump(&self, album: &str) {
+    fn bump(&self, subject: &str) {
         let version = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.0.len() >= LOCAL_VERSIONS {
             map.0.clear();
             map.1 = version;
         }
-        map.0.insert(album.to_owned(), version);
+        map.0.insert(subject.to_owned(), version);
     }
 }
 
@@ -107,8 +129,8 @@ const BUMP_VERSION: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 return redis.call('INCR', KEYS[1])";
 
-fn version_key(album: &str) -> String {
-    format!("liner:review:album-version:{album}")
+fn version_key(subject: &str) -> String {
+    format!("liner:review:version:{subject}")
 }
 
 fn random_start() -> String {
@@ -116,10 +138,10 @@ fn random_start() -> String {
     (uuid::Uuid::new_v4().as_u128() as u64 >> 2).to_string()
 }
 
-impl AlbumPages {
+impl Pages {
     pub fn new(redis: Option<ConnectionManager>) -> Self {
         let local = moka::future::Cache::builder()
-            .weigher(|k: &PageKey, v: &Bytes| (k.album.len() + v.len()).try_into().unwrap_or(u32::MAX))
+            .weigher(|k: &PageKey, v: &Bytes| (k.subject.len() + v.len()).try_into().unwrap_or(u32::MAX))
             .max_capacity(LOCAL_BYTES)
             .time_to_live(PAGE_TTL)
             .build();
@@ -128,14 +150,15 @@ impl AlbumPages {
 
     /// The page from the cache, or from `load` (once per key however many ask at once).
     /// `None` from the version lookup (Redis away) means: load, do not cache.
-    pub async fn get_or_load<F>(&self, album: &str, sort: Sort, limit: i64, load: F) -> Result<Bytes, ApiError>
+    pub async fn get_or_load<F>(&self, subject: &Subject, variant: Variant, load: F) -> Result<Bytes, ApiError>
     where
         F: Future<Output = Result<Bytes, ApiError>>,
     {
-        let Some(version) = self.version(album).await else {
+        let subject = subject.name();
+        let Some(version) = self.version(&subject).await else {
             return load.await;
         };
-        let key = PageKey { album: album.to_owned(), version, sort, limit };
+        let key = PageKey { subject, version, variant };
         let redis_key = key.redis_key();
         self.local
             .try_get_with(key, async {
@@ -151,29 +174,36 @@ impl AlbumPages {
             .map_err(|e: std::sync::Arc<ApiError>| (*e).clone())
     }
 
-    /// After a committed write to `album`: later reads, on any replica, load afresh.
-    pub async fn invalidate(&self, album: &str) {
-        self.versions.bump(album);
+    /// After a committed review write: later reads of its album and its author, on any
+    /// replica, load afresh.
+    pub async fn review_written(&self, album_id: &str, user_id: &str) {
+        self.invalidate(&Subject::Album(album_id.to_owned())).await;
+        self.invalidate(&Subject::User(user_id.to_owned())).await;
+    }
+
+    async fn invalidate(&self, subject: &Subject) {
+        let subject = subject.name();
+        self.versions.bump(&subject);
         let Some(mut conn) = self.redis.clone() else { return };
         let script = redis::Script::new(BUMP_VERSION);
-        let mut bump = script.key(version_key(album));
+        let mut bump = script.key(version_key(&subject));
         bump.arg(random_start()).arg(VERSION_TTL_SECS);
         let bumped: redis::RedisResult<u64> = bounded(bump.invoke_async(&mut conn)).await;
         if let Err(e) = bumped {
-            tracing::warn!(%album, error = %e, "album page cache: version not bumped in Redis; cached pages expire in 60 s");
+            tracing::warn!(%subject, error = %e, "page cache: version not bumped in Redis; cached answers expire in 60 s");
         }
     }
 
-    async fn version(&self, album: &str) -> Option<u64> {
-        let Some(mut conn) = self.redis.clone() else { return Some(self.versions.get(album)) };
+    async fn version(&self, subject: &str) -> Option<u64> {
+        let Some(mut conn) = self.redis.clone() else { return Some(self.versions.get(subject)) };
         let script = redis::Script::new(GET_VERSION);
-        let mut get = script.key(version_key(album));
+        let mut get = script.key(version_key(subject));
         get.arg(random_start()).arg(VERSION_TTL_SECS);
         let got: redis::RedisResult<u64> = bounded(get.invoke_async(&mut conn)).await;
         match got {
             Ok(version) => Some(version),
             Err(e) => {
-                tracing::debug!(error = %e, "album page cache: Redis unavailable, reading the database");
+                tracing::debug!(error = %e, "page cache: Redis unavailable, reading the database");
                 None
             }
         }
@@ -195,7 +225,7 @@ impl AlbumPages {
             .query_async(&mut conn)
             .await;
         if let Err(e) = set {
-            tracing::debug!(error = %e, "album page cache: page not stored in Redis");
+            tracing::debug!(error = %e, "page cache: page not stored in Redis");
         }
     }
 }
