@@ -19,19 +19,20 @@
 //!   the next number of one counter, so a subject's version only grows.
 //! - A cold page is loaded once however many readers arrive together (moka's
 //!   `try_get_with` coalesces them per key; one load per replica).
-//! - Redis unreachable: reads skip the cache and go to the database (never an error);
+//! - Redis unreachable: reads skip the cache and go to the database (never an error;
+//!   calls go through `liner_shared::redis::Bounded`, so none waits more than a moment);
 //!   a write whose version bump fails is logged — answers about it cached in Redis
 //!   may then be served until they expire ([`PAGE_TTL`]), which only happens when this
 //!   replica cannot reach a Redis the others can.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use liner_shared::ApiError;
-use redis::aio::ConnectionManager;
+use liner_shared::redis::Bounded;
 
 use crate::reviews::model::Sort;
 
@@ -41,9 +42,6 @@ pub const PAGE_TTL: Duration = Duration::from_secs(60);
 const LOCAL_BYTES: u64 = 32 * 1024 * 1024;
 /// Albums whose versions this process keeps without Redis before starting over.
 const LOCAL_VERSIONS: usize = 100_000;
-/// The longest a read or write waits on Redis before going on without it (a Redis that
-/// went away makes the connection manager retry for seconds).
-const REDIS_WAIT: Duration = Duration::from_millis(250);
 /// How long a subject's version is kept in Redis after it was first needed.
 const VERSION_TTL_SECS: u64 = 7 * 24 * 3600;
 
@@ -85,8 +83,9 @@ impl PageKey {
 
 pub struct Pages {
     local: moka::future::Cache<PageKey, Bytes>,
-    redis: Option<ConnectionManager>,
+    redis: Option<Arc<Bounded>>,
     versions: LocalVersions,
+    starts: VersionStarts,
 }
 
 /// Versions without Redis: a counter hands out ever larger numbers; subjects never
@@ -133,19 +132,34 @@ fn version_key(subject: &str) -> String {
     format!("liner:review:version:{subject}")
 }
 
-fn random_start() -> String {
-    // Below 2^62: INCR never overflows.
-    (uuid::Uuid::new_v4().as_u128() as u64 >> 2).to_string()
+/// Where a version Redis has none of starts: never a number handed out before, in this
+/// process or another, so a Redis that restarted empty cannot bring back an old page.
+/// A random base drawn once per process (not a random draw per read: that is a syscall
+/// on every read), stepping 2^22 per call, so two starts of one process are 4 million
+/// writes apart; below 2^62, so INCR never overflows.
+struct VersionStarts {
+    base: u64,
+    calls: AtomicU64,
+}
+
+impl VersionStarts {
+    fn new() -> Self {
+        Self { base: uuid::Uuid::new_v4().as_u128() as u64, calls: AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> u64 {
+        self.base.wrapping_add(self.calls.fetch_add(1, Ordering::Relaxed) << 24) >> 2
+    }
 }
 
 impl Pages {
-    pub fn new(redis: Option<ConnectionManager>) -> Self {
+    pub fn new(redis: Option<Arc<Bounded>>) -> Self {
         let local = moka::future::Cache::builder()
             .weigher(|k: &PageKey, v: &Bytes| (k.subject.len() + v.len()).try_into().unwrap_or(u32::MAX))
             .max_capacity(LOCAL_BYTES)
             .time_to_live(PAGE_TTL)
             .build();
-        Self { local, redis, versions: LocalVersions::default() }
+        Self { local, redis, versions: LocalVersions::default(), starts: VersionStarts::new() }
     }
 
     /// The page from the cache, or from `load` (once per key however many ask at once).
@@ -184,55 +198,41 @@ impl Pages {
     async fn invalidate(&self, subject: &Subject) {
         let subject = subject.name();
         self.versions.bump(&subject);
-        let Some(mut conn) = self.redis.clone() else { return };
+        let Some(redis) = &self.redis else { return };
+        // Tried even while Redis is being skipped: other replicas may still read pages
+        // cached under the old version.
+        let mut conn = redis.conn_anyway();
         let script = redis::Script::new(BUMP_VERSION);
         let mut bump = script.key(version_key(&subject));
-        bump.arg(random_start()).arg(VERSION_TTL_SECS);
-        let bumped: redis::RedisResult<u64> = bounded(bump.invoke_async(&mut conn)).await;
-        if let Err(e) = bumped {
-            tracing::warn!(%subject, error = %e, "page cache: version not bumped in Redis; cached answers expire in 60 s");
-        }
+        bump.arg(self.starts.next()).arg(VERSION_TTL_SECS);
+        // A failure is logged there; cached answers then expire within PAGE_TTL.
+        redis.call("page cache version bump", bump.invoke_async::<u64>(&mut conn)).await;
     }
 
+    /// The subject's version; `None` when Redis is configured but away (read the
+    /// database, cache nothing).
     async fn version(&self, subject: &str) -> Option<u64> {
-        let Some(mut conn) = self.redis.clone() else { return Some(self.versions.get(subject)) };
+        let Some(redis) = &self.redis else { return Some(self.versions.get(subject)) };
+        let mut conn = redis.conn()?;
         let script = redis::Script::new(GET_VERSION);
         let mut get = script.key(version_key(subject));
-        get.arg(random_start()).arg(VERSION_TTL_SECS);
-        let got: redis::RedisResult<u64> = bounded(get.invoke_async(&mut conn)).await;
-        match got {
-            Ok(version) => Some(version),
-            Err(e) => {
-                tracing::debug!(error = %e, "page cache: Redis unavailable, reading the database");
-                None
-            }
-        }
+        get.arg(self.starts.next()).arg(VERSION_TTL_SECS);
+        redis.call("page cache version", get.invoke_async(&mut conn)).await
     }
 
     async fn redis_get(&self, key: &str) -> Option<Bytes> {
-        let mut conn = self.redis.clone()?;
-        let got: redis::RedisResult<Option<Vec<u8>>> = bounded(redis::cmd("GET").arg(key).query_async(&mut conn)).await;
-        got.ok().flatten().map(Bytes::from)
+        let redis = self.redis.as_ref()?;
+        let mut conn = redis.conn()?;
+        let got: Option<Option<Vec<u8>>> =
+            redis.call("page cache read", redis::cmd("GET").arg(key).query_async(&mut conn)).await;
+        got.flatten().map(Bytes::from)
     }
 
     async fn redis_set(&self, key: &str, page: &Bytes) {
-        let Some(mut conn) = self.redis.clone() else { return };
-        let set: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(key)
-            .arg(page.as_ref())
-            .arg("EX")
-            .arg(PAGE_TTL.as_secs())
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = set {
-            tracing::debug!(error = %e, "page cache: page not stored in Redis");
-        }
+        let Some(redis) = &self.redis else { return };
+        let Some(mut conn) = redis.conn() else { return };
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg(page.as_ref()).arg("EX").arg(PAGE_TTL.as_secs());
+        redis.call("page cache store", set.query_async::<()>(&mut conn)).await;
     }
-}
-
-/// A Redis call, given up after [`REDIS_WAIT`].
-async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
-    tokio::time::timeout(REDIS_WAIT, call)
-        .await
-        .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "Redis did not answer in time"))))
 }

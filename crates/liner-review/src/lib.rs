@@ -157,7 +157,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let db = Db::connect(&database_url, settings.service.db_max_connections, MIGRATIONS, settings.service.migrations)
         .await?;
     let redis = match &settings.redis_url {
-        Some(url) => Some(connect_redis(url, &settings.redis_tls).await?),
+        Some(url) => Some(Arc::new(liner_shared::redis::Bounded::new(connect_redis(url, &settings.redis_tls).await?))),
         None => None,
     };
     let state = AppState {

@@ -62,6 +62,60 @@ pub fn client(url: &str, tls: &RedisTls) -> anyhow::Result<redis::Client> {
 
 const CERT_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
+/// A Redis connection that never holds a request up, for callers that can do without
+/// Redis for a moment (shared counters falling back to local ones, a cache falling back
+/// to the database): every call is bounded by [`CALL_WAIT`], and after one fails Redis
+/// is skipped for [`DOWN_BACKOFF`]. Without this a request waits for the connection
+/// manager's reconnect attempts while Redis is down — seconds, past the gateway's route
+/// timeout. One per process and Redis, shared by its users, so one failure spares them
+/// all the next waits.
+pub struct Bounded {
+    conn: redis::aio::ConnectionManager,
+    /// Unix ms until which Redis is skipped (0: up).
+    down_until: std::sync::atomic::AtomicI64,
+}
+
+/// The longest a [`Bounded`] call waits for Redis.
+pub const CALL_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// After a failed [`Bounded`] call, Redis is skipped for this long.
+pub const DOWN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Bounded {
+    pub fn new(conn: redis::aio::ConnectionManager) -> Self {
+        Self { conn, down_until: Default::default() }
+    }
+
+    /// The connection even while Redis is being skipped: for the calls that matter more
+    /// than a moment's wait (e.g. invalidating a shared cache after a write).
+    pub fn conn_anyway(&self) -> redis::aio::ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// The connection, unless Redis failed a moment ago.
+    pub fn conn(&self) -> Option<redis::aio::ConnectionManager> {
+        let skipped = crate::now_millis() < self.down_until.load(std::sync::atomic::Ordering::Acquire);
+        (!skipped).then(|| self.conn.clone())
+    }
+
+    /// One call, bounded by [`CALL_WAIT`]; `None` (logged as `what`) when it failed or
+    /// timed out, and Redis is then skipped for [`DOWN_BACKOFF`].
+    pub async fn call<T>(
+        &self,
+        what: &'static str,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        let why = match tokio::time::timeout(CALL_WAIT, call).await {
+            Ok(Ok(v)) => return Some(v),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        tracing::warn!(error = %why, "{what}: Redis unavailable, going on without it");
+        let until = crate::now_millis() + DOWN_BACKOFF.as_millis() as i64;
+        self.down_until.store(until, std::sync::atomic::Ordering::Release);
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

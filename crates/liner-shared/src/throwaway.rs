@@ -59,14 +59,7 @@ pub struct PostgresOptions {
 impl PostgresOptions {
     /// TCP with TLS (`ssl=on`) presenting `cert`.
     pub fn with_tls_cert(cert: &ServerCert) -> Self {
-        Self {
-            tcp: true,
-            settings: vec![("ssl".into(), "on".into())],
-            files: vec![
-                ("server.crt".into(), cert.cert_pem.clone().into_bytes()),
-                ("server.key".into(), cert.key_pem.clone().into_bytes()),
-            ],
-        }
+        Self { tcp: true, settings: vec![("ssl".into(), "on".into())], files: cert.files() }
     }
 }
 
@@ -224,14 +217,7 @@ impl RedisOptions {
     /// A TLS port presenting `cert`; clients are not asked for certificates.
     pub fn with_tls_cert(cert: &ServerCert) -> Self {
         let args = ["--tls-cert-file", "server.crt", "--tls-key-file", "server.key", "--tls-auth-clients", "no"];
-        Self {
-            args: args.map(String::from).to_vec(),
-            tls: true,
-            files: vec![
-                ("server.crt".into(), cert.cert_pem.clone().into_bytes()),
-                ("server.key".into(), cert.key_pem.clone().into_bytes()),
-            ],
-        }
+        Self { args: args.map(String::from).to_vec(), tls: true, files: cert.files() }
     }
 }
 
@@ -337,6 +323,16 @@ pub struct TestCa {
 pub struct ServerCert {
     pub cert_pem: String,
     pub key_pem: String,
+}
+
+impl ServerCert {
+    /// The files a server is given: `server.crt` and `server.key` in its directory.
+    fn files(&self) -> Vec<(String, Vec<u8>)> {
+        vec![
+            ("server.crt".into(), self.cert_pem.clone().into_bytes()),
+            ("server.key".into(), self.key_pem.clone().into_bytes()),
+        ]
+    }
 }
 
 impl TestCa {

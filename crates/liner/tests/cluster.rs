@@ -249,23 +249,19 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     {
         for proc in procs.iter_mut() {
             let addr = proc.addr.clone();
-            let stopping = {
-                let (http, url) = (http.clone(), proc.url());
-                // Sampled while the process stops: draining shows as 503 on /readyz.
-                tokio::spawn(async move {
-                    let mut saw_draining = false;
-                    while let Ok(res) = http.get(format!("{url}/readyz")).send().await {
-                        saw_draining |= res.status() == 503;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    saw_draining
-                })
-            };
             let terminated_at = Instant::now();
-            let stopped = proc.terminate(Duration::from_secs(30)).await;
+            proc.sigterm();
+            // Draining: not ready, yet still serving.
+            let url = proc.url();
+            wait_until(&format!("{service} {addr} answers 503 on /readyz while draining"), DRAIN_BOUND, || async {
+                http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 503)
+            })
+            .await;
+            let alive = http.get(format!("{url}/healthz")).send().await.map(|r| r.status().as_u16());
+            assert_eq!(alive.ok(), Some(200), "{service} {addr} still serves while draining");
+            let stopped = proc.exit_status(Duration::from_secs(30)).await;
             let took = terminated_at.elapsed();
             assert!(stopped.success(), "{service} {addr} exits 0 after SIGTERM, got {stopped}");
-            assert!(stopping.await.expect("sampler"), "{service} {addr}: /readyz answered 503 while draining");
             let gone = registry_list(&discovery_url, service).await.expect("registry answers");
             assert!(!gone.0.contains(&addr), "{service} {addr} deregistered on SIGTERM: {gone:?}");
             let back = restart(&http, &logs, proc, args).await;

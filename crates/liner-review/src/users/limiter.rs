@@ -6,32 +6,25 @@
 //! counters are shared by every review replica (`INCR` + `EXPIRE … NX`); without it, or
 //! while Redis is unreachable, each process counts on its own.
 //!
-//! Redis never holds a login up: every call to it is bounded by [`REDIS_TIMEOUT`], and
-//! after one fails Redis is skipped for [`REDIS_DOWN_BACKOFF`] (local counting
-//! meanwhile). Without this a login waited for the connection manager's reconnects
-//! while Redis was down, past the gateway's route timeout (a 504; `outages.rs`).
+//! Redis never holds a login up: calls go through `liner_shared::redis::Bounded`
+//! (bounded, and Redis skipped a moment after a failure; local counting meanwhile).
+//! Without it a login waited for the connection manager's reconnects while Redis was
+//! down, past the gateway's route timeout (a 504; `outages.rs`).
 //!
 //! Why not `governor` (`liner_shared::rate`): these counters must be shared by the
 //! replicas through Redis and survive a replica's restart, and a lockout's
 //! `Retry-After` is the window's remaining time, not a token bucket's refill.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use std::future::Future;
 
-/// The longest a limiter call waits for Redis.
-pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
-/// After a failed Redis call, Redis is skipped for this long.
-pub const REDIS_DOWN_BACKOFF: Duration = Duration::from_secs(1);
+use liner_shared::redis::Bounded;
 
 pub struct WindowCounter {
-    redis: Option<ConnectionManager>,
-    /// Unix ms until which Redis is skipped (0: up).
-    redis_down_until: AtomicI64,
+    redis: Option<Arc<Bounded>>,
     local: Mutex<HashMap<String, (u32, Instant)>>,
     window: Duration,
     /// Names the counters in Redis, e.g. `login-failures`.
@@ -52,31 +45,18 @@ pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl WindowCounter {
-    pub fn new(redis: Option<ConnectionManager>, window: Duration, name: &'static str) -> Self {
-        Self { redis, redis_down_until: AtomicI64::new(0), local: Mutex::new(HashMap::new()), window, name }
+    pub fn new(redis: Option<Arc<Bounded>>, window: Duration, name: &'static str) -> Self {
+        Self { redis, local: Mutex::new(HashMap::new()), window, name }
     }
 
     /// The Redis connection, unless there is none or Redis failed a moment ago.
-    fn redis(&self) -> Option<ConnectionManager> {
-        let skipped = liner_shared::now_millis() < self.redis_down_until.load(Ordering::Acquire);
-        if skipped { None } else { self.redis.clone() }
+    fn redis(&self) -> Option<redis::aio::ConnectionManager> {
+        self.redis.as_ref()?.conn()
     }
 
-    /// One Redis call, bounded by [`REDIS_TIMEOUT`]; a failure skips Redis for a while.
+    /// One Redis call (see `Bounded::call`); `None`: count locally.
     async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
-        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok(v)) => Some(v),
-            failed => {
-                let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".to_owned(),
-                };
-                tracing::warn!(error = %why, counter = self.name, "limiter: Redis unavailable, counting locally");
-                let until = liner_shared::now_millis() + REDIS_DOWN_BACKOFF.as_millis() as i64;
-                self.redis_down_until.store(until, Ordering::Release);
-                None
-            }
-        }
+        self.redis.as_ref()?.call("login and sign-up counters", call).await
     }
 
     /// `Err(seconds)` when `key` has used up its `max` failures in the current window.

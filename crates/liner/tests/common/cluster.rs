@@ -36,6 +36,8 @@ pub const LOAD_CAP: Duration = Duration::from_secs(150);
 /// What the replicas are started with: the drain after SIGTERM (not ready, deregistered,
 /// still serving) before the listener closes.
 pub const DRAIN_SECS: &str = "2";
+/// SIGTERM → `/readyz` answers 503: at once, well within the 2 s drain.
+pub const DRAIN_BOUND: Duration = Duration::from_secs(2);
 
 pub const REVIEW_CLIENTS: usize = 4;
 /// Each review client: one request per tick, alternating a write and a read (25/s).
@@ -79,11 +81,32 @@ impl Drop for Logs {
     }
 }
 
+/// How far a child got: told by its own log (the `listening … addr=` line), not guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Starting,
+    Listening,
+    /// Its log ended before it listened (e.g. its port was taken).
+    Exited,
+}
+
+impl Started {
+    /// Moves on from `Starting` (only from there); true if it did.
+    fn leave_starting(&mut self, to: Started) -> bool {
+        let moved = *self == Started::Starting;
+        if moved {
+            *self = to;
+        }
+        moved
+    }
+}
+
 /// One `liner` child process; SIGKILLed when dropped, however the test ends.
 pub struct Proc {
     pub name: String,
     pub addr: String,
     pub child: Option<Child>,
+    started: tokio::sync::watch::Receiver<Started>,
 }
 
 impl Proc {
@@ -98,20 +121,32 @@ impl Proc {
         }
     }
 
-    /// SIGTERM, as a rollout stops a pod; waits for the exit (within `bound`).
-    pub async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
-        let child = self.child.as_mut().expect("running");
+    /// SIGTERM, as a rollout stops a pod.
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("running");
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                self.child = None;
-                return status;
+    }
+
+    /// Waits for the child to exit (within `bound`, else SIGKILL and fail).
+    pub async fn exit_status(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        match tokio::time::timeout(bound, tokio::task::spawn_blocking(move || child.wait())).await {
+            Ok(waited) => waited.expect("wait task").expect("wait"),
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                panic!("{} did not exit within {bound:?}", self.name)
             }
-            assert!(Instant::now() < deadline, "{} did not exit within {bound:?} of SIGTERM", self.name);
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until the child says it listens on its address: true, or false when its log
+    /// ended first (it exited). Fails after `bound`.
+    pub async fn listening(&mut self, bound: Duration) -> bool {
+        let got = tokio::time::timeout(bound, self.started.wait_for(|s| *s != Started::Starting)).await;
+        let got = got.unwrap_or_else(|_| panic!("{} neither listened nor exited within {bound:?}", self.name));
+        got.is_ok_and(|s| *s == Started::Listening)
     }
 
     pub fn exited(&mut self) -> bool {
@@ -149,7 +184,7 @@ pub fn spawn(logs: &Logs, name: &str, addr: &str, args: &[String]) -> Proc {
             cmd.env_remove(key.as_ref());
         }
     }
-    let child = cmd
+    let mut child = cmd
         .args(args)
         .args(["--listen", addr])
         .env("LINER_LOG", "info")
@@ -160,27 +195,39 @@ pub fn spawn(logs: &Logs, name: &str, addr: &str, args: &[String]) -> Proc {
         .env("LINER_REGISTRATIONS_PER_ADDRESS", "0")
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("log file"))
-        .stderr(file)
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn liner");
-    Proc { name: name.to_owned(), addr: addr.to_owned(), child: Some(child) }
+    // The log (stderr) goes to the file through this thread, which also tells when the
+    // child listens on its address.
+    let (tell, started) = tokio::sync::watch::channel(Started::Starting);
+    let (stderr, needle) = (child.stderr.take().expect("stderr piped"), format!("addr={addr}"));
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let mut file = file;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+            if line.contains("listening") && line.contains(&needle) {
+                tell.send_if_modified(|s| s.leave_starting(Started::Listening));
+            }
+        }
+        tell.send_if_modified(|s| s.leave_starting(Started::Exited));
+    });
+    Proc { name: name.to_owned(), addr: addr.to_owned(), child: Some(child), started }
 }
 
 /// Waits for `/readyz`; false when the process exited first (e.g. its port was taken).
 pub async fn ready(http: &reqwest::Client, proc: &mut Proc) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(res) = http.get(format!("{}/readyz", proc.url())).send().await
-            && res.status().is_success()
-        {
-            return true;
-        }
-        if proc.exited() {
-            return false;
-        }
-        assert!(Instant::now() < deadline, "{} did not become ready in 60 s", proc.name);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if !proc.listening(Duration::from_secs(60)).await {
+        return false;
     }
+    // Listening means migrated and bound; readiness asks the dependencies once more.
+    let url = format!("{}/readyz", proc.url());
+    wait_until(&format!("{} ready", proc.name), Duration::from_secs(60), || async {
+        http.get(&url).send().await.is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    true
 }
 
 /// Restarts a killed replica on its old address, or on a new one if that is taken.
@@ -669,7 +716,8 @@ pub async fn member(gw_addr: String, room: String, m: Member, ws: Ws, ctl: ChatC
                     log.max_connect_failures_in_row = log.max_connect_failures_in_row.max(in_row);
                     log.errors.push(format!("reconnect: {e}"));
                     assert!(lost.elapsed() < Duration::from_secs(30), "{} could not reconnect: {e}", m.name);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    // The client under test backs off between attempts, as real ones do.
+                    tokio::time::sleep(RECONNECT_BACKOFF).await;
                 }
             }
         }
@@ -691,6 +739,13 @@ pub async fn history(http: &reqwest::Client, gw: &str, room: &str) -> Vec<Value>
     all
 }
 
+/// A chat member's pause before trying to reconnect again (client behaviour, not a wait).
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+/// How often [`wait_until`] looks: what it watches (the gateway's `/metrics`, the
+/// registry's `List`, `/readyz`) has no way to notify, only to be asked.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// Asks `check` until it holds (every [`POLL_EVERY`]); fails after `bound`.
 pub async fn wait_until<F, Fut>(what: &str, bound: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -699,7 +754,7 @@ where
     let started = Instant::now();
     while !check().await {
         assert!(started.elapsed() < bound, "{what}: not within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(POLL_EVERY).await;
     }
     started.elapsed()
 }
@@ -810,11 +865,7 @@ impl Cluster {
             assert!(ready(&http, p).await, "{} started", p.name);
         }
         let gw = format!("http://{gw_addr}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !http.get(format!("{gw}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            assert!(!gateway.exited() && Instant::now() < deadline, "gateway did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert!(gateway.listening(Duration::from_secs(60)).await, "gateway did not start");
         let cluster = Self {
             http,
             discovery,
