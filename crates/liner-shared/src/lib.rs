@@ -20,6 +20,7 @@ pub mod telemetry;
 pub mod testkit;
 #[cfg(feature = "testkit")]
 pub mod throwaway;
+pub mod tls;
 
 pub use error::{ApiError, ApiJson};
 

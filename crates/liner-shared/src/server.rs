@@ -10,6 +10,11 @@
 //! HTTP/1.1), else hyper-util's `auto` builder (h2c too, for gRPC). On shutdown each
 //! connection is asked to finish gracefully, as `axum::serve` does, and the loop waits
 //! for all of them.
+//!
+//! A listener given a TLS configuration (`liner_shared::tls`) speaks TLS only. The
+//! handshake runs in the connection's own task, never in the accept loop, under the
+//! same deadline as a request's head, and counts against the same per-address cap; the
+//! connection is then served exactly like a plain one. Without TLS nothing changes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,11 +25,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -53,19 +61,39 @@ impl Default for ConnectionOptions {
 pub struct Bound {
     listener: TcpListener,
     addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Bound {
+    /// A plain-text listener.
     pub async fn bind(addr: SocketAddr, service: &str) -> anyhow::Result<Self> {
+        Self::bind_tls(addr, service, None).await
+    }
+
+    /// A listener that speaks TLS only when `tls` is given, else plain text.
+    pub async fn bind_tls(addr: SocketAddr, service: &str, tls: Option<Arc<ServerConfig>>) -> anyhow::Result<Self> {
         let listener =
             TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("{service}: cannot bind {addr}: {e}"))?;
         let addr = listener.local_addr()?;
+        if tls.is_some() {
+            tracing::info!(%service, "the listener speaks TLS only");
+        }
         tracing::info!(%service, %addr, "listening");
-        Ok(Self { listener, addr })
+        Ok(Self { listener, addr, tls: tls.map(TlsAcceptor::from) })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` for a TLS listener, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// `scheme://ADDR`, the bound address as a URL.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.addr)
     }
 
     /// Serves with the default [`ConnectionOptions`] until `token` is cancelled.
@@ -85,7 +113,8 @@ impl Bound {
         token: CancellationToken,
         options: ConnectionOptions,
     ) -> anyhow::Result<()> {
-        let protocols = Protocols::new(options);
+        let protocols = Arc::new(Protocols::new(options));
+        let tls = self.tls.clone().map(|acceptor| tls_for(acceptor, options.http1_only));
         let per_address = PerAddress::new(options.per_address);
         let connections = TaskTracker::new();
         loop {
@@ -107,23 +136,21 @@ impl Bound {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
-            let service = router.clone().map_request(move |mut req: http::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.map(axum::body::Body::new)
-            });
-            let service = TowerToHyperService::new(service);
-            let io = TokioIo::new(tcp);
-            let stop = token.clone();
-            match &protocols {
-                Protocols::Http1(builder) => {
-                    let connection = builder.serve_connection(io, service).with_upgrades();
-                    connections.spawn(drive(connection, stop, peer, slot));
+            let connection =
+                Connection { router: router.clone(), protocols: protocols.clone(), stop: token.clone(), peer, slot };
+            match &tls {
+                None => connections.spawn(connection.serve(tcp)),
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(options.header_timeout, acceptor.accept(tcp));
+                    connections.spawn(async move {
+                        match handshake.await {
+                            Ok(Ok(stream)) => connection.serve(stream).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    })
                 }
-                Protocols::Auto(builder) => {
-                    let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
-                    connections.spawn(drive(connection, stop, peer, slot));
-                }
-            }
+            };
         }
         drop(self.listener);
         connections.close();
@@ -131,6 +158,51 @@ impl Bound {
             tracing::warn!(left = connections.len(), "requests still in flight at the deadline; abandoned");
         }
         Ok(())
+    }
+}
+
+/// The acceptor of a listener; an HTTP/1.1-only listener offers only `http/1.1` by ALPN.
+fn tls_for(acceptor: TlsAcceptor, http1_only: bool) -> TlsAcceptor {
+    if !http1_only {
+        return acceptor;
+    }
+    let mut config = ServerConfig::clone(acceptor.config());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// One accepted connection, ready to be served over plain TCP or TLS alike.
+struct Connection {
+    router: Router,
+    protocols: Arc<Protocols>,
+    stop: CancellationToken,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+impl Connection {
+    /// The future that serves the connection's requests until it ends (see [`drive`]);
+    /// made here, outside any `async` body, as the accept loop always made it.
+    fn serve<I>(self, io: I) -> impl Future<Output = ()> + Send + 'static
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self { router, protocols, stop, peer, slot } = self;
+        let service = router.map_request(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.map(axum::body::Body::new)
+        });
+        let service = TowerToHyperService::new(service);
+        let io = TokioIo::new(io);
+        match &*protocols {
+            Protocols::Http1(builder) => {
+                Either::Left(drive(builder.serve_connection(io, service).with_upgrades(), stop, peer, slot))
+            }
+            Protocols::Auto(builder) => {
+                let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+                Either::Right(drive(connection, stop, peer, slot))
+            }
+        }
     }
 }
 
