@@ -105,22 +105,23 @@ impl Running {
 /// Connects storage (loading the sample when asked and empty), binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let url = settings.service.database_url_or(SQLITE_FILE)?;
+    let client_tls = settings.service.tls.client()?;
     let db = Db::connect(&url, settings.service.db_max_connections, MIGRATIONS, settings.service.migrations).await?;
     if settings.load_sample {
         import::load_sample_if_empty(&db).await?;
     }
     let background = CancellationToken::new();
-    let (_, verifier) = settings.review.connect(&settings.service, background.child_token())?;
+    let (_, verifier) = settings.review.connect(&settings.service, &client_tls, background.child_token())?;
     let verifier = Arc::new(verifier);
     tokio::spawn({
         let (verifier, token) = (verifier.clone(), background.child_token());
         async move { verifier.prefetch_until(token).await }
     });
     let state = AppState { db, verifier };
-    // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
+    // `grpc.health.v1.Health` on the same port (h2c, or h2 over TLS), as every Liner process serves it.
     let (_, grpc_health) = liner_discovery::grpc_health::router("catalog").await;
-    let bound = Bound::bind(settings.listen, "catalog").await?;
-    let registrar = registrar_for(&settings.service, "catalog", bound.addr())?;
+    let bound = Bound::bind_tls(settings.listen, "catalog", settings.service.tls.server()?).await?;
+    let registrar = registrar_for(&settings.service, &client_tls, "catalog", &bound)?;
     Ok(Running {
         bound,
         router: router(state).merge(grpc_health),

@@ -16,6 +16,9 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::client::legacy::connect::HttpConnector;
+use liner_shared::server::Bound;
+use liner_shared::tls::ClientTls;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::AsciiMetadataValue;
@@ -34,7 +37,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Registration {
     pub service: String,
     pub instance_id: String,
-    /// `HOST:PORT` the gateway can reach.
+    /// `HOST:PORT` the gateway can reach (plain HTTP), or `https://HOST:PORT` for a
+    /// listener that speaks TLS.
     pub address: String,
     pub metadata: HashMap<String, String>,
     /// Requested lease TTL.
@@ -42,15 +46,17 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// A registration with the instance id `SERVICE@ADDRESS` (a restarted replica on
-    /// the same address replaces its old entry), the crate version as metadata and a
-    /// 10 s lease.
+    /// A registration with the instance id `SERVICE@HOST:PORT` (a restarted replica on
+    /// the same address replaces its old entry, TLS or not), the crate version as
+    /// metadata and a 10 s lease.
     pub fn new(service: impl Into<String>, address: impl Display) -> Self {
         let service = service.into();
         let address = address.to_string();
         let mut metadata = HashMap::new();
         metadata.insert("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
-        Self { instance_id: format!("{service}@{address}"), service, address, metadata, ttl: Duration::from_secs(10) }
+        let host_port = address.strip_prefix("https://").unwrap_or(&address);
+        let instance_id = format!("{service}@{host_port}");
+        Self { instance_id, service, address, metadata, ttl: Duration::from_secs(10) }
     }
 
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
@@ -81,8 +87,16 @@ pub fn advertise_address(bound: std::net::SocketAddr, host: Option<&str>) -> Str
     }
 }
 
-/// A channel to the registry that connects on first use and reconnects by itself.
-fn channel(url: &str, call_timeout: Option<Duration>) -> anyhow::Result<Channel> {
+/// What a listener registers as: its advertised `HOST:PORT`, as `https://HOST:PORT`
+/// when it speaks TLS (plain listeners register as they always did).
+pub fn registered_address(bound: &Bound, host: Option<&str>) -> String {
+    let address = advertise_address(bound.addr(), host);
+    if bound.scheme() == "https" { format!("https://{address}") } else { address }
+}
+
+/// A channel to the registry that connects on first use and reconnects by itself; to
+/// an `https://` registry over TLS, verified with `tls`.
+fn channel(url: &str, call_timeout: Option<Duration>, tls: &ClientTls) -> anyhow::Result<Channel> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| anyhow::anyhow!("bad discovery URL {url:?}: {e}"))?
         .connect_timeout(Duration::from_secs(2))
@@ -92,10 +106,16 @@ fn channel(url: &str, call_timeout: Option<Duration>) -> anyhow::Result<Channel>
     if let Some(t) = call_timeout {
         endpoint = endpoint.timeout(t);
     }
-    if !url.starts_with("http://") {
-        anyhow::bail!("discovery URL must be http://HOST:PORT, got {url:?}");
+    if url.starts_with("http://") {
+        return Ok(endpoint.connect_lazy());
     }
-    Ok(endpoint.connect_lazy())
+    anyhow::ensure!(url.starts_with("https://"), "discovery URL must be http(s)://HOST:PORT, got {url:?}");
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let connector = tls.connector(http, true, false).ok_or_else(|| {
+        anyhow::anyhow!("the discovery URL {url} is https:// but no --tls-ca-file (LINER_TLS_CA_FILE) names its CA")
+    })?;
+    Ok(endpoint.connect_with_connector_lazy(connector))
 }
 
 /// The registry's shared secret as every call carries it (`authorization: Bearer …`);
@@ -135,16 +155,18 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
 }
 
 /// What a service needs to register itself: `None` when it was given no registry.
-/// The advertised address is the bound one, with `advertise_host` in place of its IP.
+/// The advertised address is the bound one, with `advertise_host` in place of its IP
+/// (see [`registered_address`]); `tls` verifies an `https://` registry.
 pub fn registrar_for(
     args: &liner_shared::config::ServiceArgs,
+    tls: &ClientTls,
     service: &str,
-    bound: std::net::SocketAddr,
+    bound: &Bound,
 ) -> anyhow::Result<Option<Registrar>> {
-    let address = advertise_address(bound, args.advertise_host.as_deref());
+    let address = registered_address(bound, args.advertise_host.as_deref());
     let Some(url) = args.discovery.as_deref() else { return Ok(None) };
     let credential = Credential::new(args.discovery_token.resolve()?.as_deref())?;
-    Ok(Some(Registrar::new(url, Registration::new(service, address))?.with_credential(credential)))
+    Ok(Some(Registrar::new(url, Registration::new(service, address), tls)?.with_credential(credential)))
 }
 
 /// Runs `serve` while registered (when there is a registrar) and, once `token` is
@@ -171,8 +193,8 @@ pub struct Registrar {
 
 impl Registrar {
     /// Checks the URL; no connection is made yet.
-    pub fn new(discovery_url: &str, registration: Registration) -> anyhow::Result<Self> {
-        let channel = channel(discovery_url, Some(Duration::from_secs(3)))?;
+    pub fn new(discovery_url: &str, registration: Registration, tls: &ClientTls) -> anyhow::Result<Self> {
+        let channel = channel(discovery_url, Some(Duration::from_secs(3)), tls)?;
         let client = DiscoveryClient::with_interceptor(channel.clone(), Credential::none());
         Ok(Self { channel, client, registration })
     }
@@ -257,7 +279,7 @@ pub async fn register_forever(
     address: impl Display,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    Registrar::new(discovery_url, Registration::new(service, address))?.run(token).await;
+    Registrar::new(discovery_url, Registration::new(service, address), &ClientTls::default())?.run(token).await;
     Ok(())
 }
 
@@ -268,10 +290,11 @@ pub type Watched = watch::Receiver<Option<Arc<Vec<Instance>>>>;
 pub fn watch_service(
     discovery_url: &str,
     credential: Credential,
+    tls: &ClientTls,
     service: &str,
     token: CancellationToken,
 ) -> anyhow::Result<Watched> {
-    let mut client = DiscoveryClient::with_interceptor(channel(discovery_url, None)?, credential);
+    let mut client = DiscoveryClient::with_interceptor(channel(discovery_url, None, tls)?, credential);
     let (tx, rx) = watch::channel(None);
     let service = service.to_owned();
     tokio::spawn(async move {
@@ -361,6 +384,28 @@ mod tests {
         assert_eq!(backoff(1, MAX_BACKOFF), Duration::from_millis(200));
         assert_eq!(backoff(30, MAX_BACKOFF), MAX_BACKOFF);
         assert_eq!(backoff(30, Duration::from_secs(1)), Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_tls_listener_registers_an_https_url_and_a_plain_one_host_port() {
+        let plain = Bound::bind(([127, 0, 0, 1], 0).into(), "test").await.expect("bind");
+        let port = plain.addr().port();
+        assert_eq!(registered_address(&plain, None), format!("127.0.0.1:{port}"));
+        assert_eq!(registered_address(&plain, Some("review.internal")), format!("review.internal:{port}"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = liner_shared::throwaway::TestCa::new("test CA").and_then(|ca| ca.server_cert(&["127.0.0.1"]));
+        let cert = cert.expect("certificate");
+        std::fs::write(dir.path().join("cert.pem"), &cert.cert_pem).expect("cert file");
+        std::fs::write(dir.path().join("key.pem"), &cert.key_pem).expect("key file");
+        let config = liner_shared::tls::server_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem"));
+        let tls = Bound::bind_tls(([127, 0, 0, 1], 0).into(), "test", Some(config.expect("TLS config")));
+        let tls = tls.await.expect("bind");
+        let port = tls.addr().port();
+        assert_eq!(registered_address(&tls, None), format!("https://127.0.0.1:{port}"));
+        assert_eq!(registered_address(&tls, Some("review.internal")), format!("https://review.internal:{port}"));
+        let registration = Registration::new("review", registered_address(&tls, None));
+        assert_eq!(registration.instance_id, format!("review@127.0.0.1:{port}"), "the id does not change with TLS");
     }
 
     #[test]

@@ -57,11 +57,20 @@ pub struct Settings {
     /// still need it).
     #[arg(long, env = "LINER_DISCOVERY_OPEN_READS", default_value_t = false)]
     pub open_reads: bool,
+    /// TLS of the registry's port (its `--tls-ca-file` is not used: it calls no one).
+    #[command(flatten)]
+    pub tls: liner_shared::tls::TlsArgs,
 }
 
 impl Settings {
     pub fn new(listen: SocketAddr) -> Self {
-        Self { listen, default_ttl_secs: 10, token: DiscoveryToken::default(), open_reads: false }
+        Self {
+            listen,
+            default_ttl_secs: 10,
+            token: DiscoveryToken::default(),
+            open_reads: false,
+            tls: Default::default(),
+        }
     }
 }
 
@@ -77,9 +86,9 @@ impl Running {
         self.bound.addr()
     }
 
-    /// `http://ADDR`, what clients pass as their discovery URL.
+    /// `http://ADDR` (`https://` with TLS), what clients pass as their discovery URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        self.bound.url()
     }
 
     /// Serves until `token` is cancelled; open watch streams end then.
@@ -118,6 +127,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     }
     let access = Access::new(token.as_deref(), settings.open_reads);
     let registry = Arc::new(Registry::new(Duration::from_secs(settings.default_ttl_secs)));
-    let bound = Bound::bind(settings.listen, "discovery").await?;
+    let bound = Bound::bind_tls(settings.listen, "discovery", settings.tls.server()?).await?;
     Ok(Running { bound, registry, access })
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use liner_shared::auth::{FixedJwksUrl, KeySource, REVIEW_JWKS_PATH, Verifier};
 use liner_shared::config::ServiceArgs;
+use liner_shared::tls::{ClientTls, PeerClient};
 use tokio_util::sync::CancellationToken;
 
 /// Where the review service is, when it is not to be found through the registry.
@@ -32,7 +33,13 @@ impl ReviewArgs {
     /// The review instances (fixed, or followed from the registry until `token` is
     /// cancelled) and a token verifier trusting their keys. Fails, with one line, when
     /// there is neither a URL nor a registry.
-    pub fn connect(&self, service: &ServiceArgs, token: CancellationToken) -> anyhow::Result<(ServiceUrls, Verifier)> {
+    /// `https://` instances are reached with `tls`.
+    pub fn connect(
+        &self,
+        service: &ServiceArgs,
+        tls: &ClientTls,
+        token: CancellationToken,
+    ) -> anyhow::Result<(ServiceUrls, Verifier)> {
         let review = match (&self.review_url, &service.discovery) {
             (Some(url), _) => {
                 let url = url.trim_end_matches('/');
@@ -40,7 +47,7 @@ impl ReviewArgs {
             }
             (None, Some(discovery)) => {
                 let credential = crate::client::Credential::new(service.discovery_token.resolve()?.as_deref())?;
-                ServiceUrls::watch(discovery, credential, "review", token)?
+                ServiceUrls::watch(discovery, credential, tls, "review", token)?
             }
             (None, None) => anyhow::bail!("cannot find the review service: give --discovery or --review-url"),
         };
@@ -48,16 +55,21 @@ impl ReviewArgs {
             Some(url) => Arc::new(FixedJwksUrl(url.clone())),
             None => Arc::new(ReviewKeys(review.clone())),
         };
-        Ok((review, Verifier::from_source(keys)))
+        Ok((review, Verifier::from_source(keys, PeerClient::new(tls))))
     }
 }
 
-/// An instance's base URL from its registered address (`HOST:PORT`, or already a URL).
+/// An instance's base URL from its registered address: `HOST:PORT` is plain HTTP, a
+/// URL (`https://HOST:PORT` for a TLS listener) is taken as it is.
 pub fn base_url(address: &str) -> String {
-    if address.starts_with("http://") { address.trim_end_matches('/').to_owned() } else { format!("http://{address}") }
+    if address.starts_with("http://") || address.starts_with("https://") {
+        address.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{address}")
+    }
 }
 
-/// The base URLs (`http://HOST:PORT`) of another service's instances: fixed (a URL
+/// The base URLs (`http(s)://HOST:PORT`) of another service's instances: fixed (a URL
 /// given by flag) or followed from the registry. Services call each other directly
 /// through it, never through the public gateway; it is also a token verifier's key
 /// source (see [`ReviewKeys`]).
@@ -82,10 +94,11 @@ impl ServiceUrls {
     pub fn watch(
         discovery_url: &str,
         credential: crate::client::Credential,
+        tls: &ClientTls,
         service: &str,
         token: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let mut watched = crate::client::watch_service(discovery_url, credential, service, token)?;
+        let mut watched = crate::client::watch_service(discovery_url, credential, tls, service, token)?;
         let urls = Self::with(Vec::new());
         let follower = urls.clone();
         tokio::spawn(async move {
@@ -135,5 +148,15 @@ impl KeySource for ReviewKeys {
     }
     fn generation(&self) -> u64 {
         self.0.generation()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registered_addresses_keep_their_scheme() {
+        assert_eq!(super::base_url("10.0.0.7:8081"), "http://10.0.0.7:8081");
+        assert_eq!(super::base_url("https://10.0.0.7:8081"), "https://10.0.0.7:8081");
+        assert_eq!(super::base_url("http://10.0.0.7:8081/"), "http://10.0.0.7:8081");
     }
 }

@@ -262,12 +262,14 @@ fn validate(instance: &Instance) -> Result<(), Status> {
     if instance.instance_id.is_empty() || instance.instance_id.len() > 128 {
         return Err(Status::invalid_argument("instance_id: 1-128 characters"));
     }
-    let address_ok = instance
-        .address
+    // `HOST:PORT` (plain HTTP) or `https://HOST:PORT` (the instance speaks TLS).
+    let host_port = ["https://", "http://"].iter().find_map(|s| instance.address.strip_prefix(s));
+    let host_port = host_port.unwrap_or(&instance.address);
+    let address_ok = host_port
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
-    if !address_ok || instance.address.len() > 256 || instance.address.contains('/') {
-        return Err(Status::invalid_argument("address: HOST:PORT"));
+    if !address_ok || instance.address.len() > 256 || host_port.contains('/') {
+        return Err(Status::invalid_argument("address: HOST:PORT or https://HOST:PORT"));
     }
     if instance.metadata.len() > MAX_METADATA
         || instance.metadata.iter().any(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > 256)
@@ -339,6 +341,9 @@ mod tests {
             ("review", "", "h:1"),
             ("review", "a", "h"),
             ("review", "a", "h:0"),
+            ("review", "a", "ftp://h:1"),
+            ("review", "a", "https://h:1/path"),
+            ("review", "a", "https://"),
         ] {
             let mut q = req(service, id, 1);
             if let Some(i) = q.instance.as_mut() {
@@ -347,5 +352,12 @@ mod tests {
             assert_eq!(r.register(q).unwrap_err().code(), tonic::Code::InvalidArgument, "{service} {id} {address}");
         }
         assert!(r.register(RegisterRequest { instance: None, ttl_seconds: 0 }).is_err());
+        for address in ["https://h:1", "http://h:1", "[::1]:1"] {
+            let mut q = req("review", address, 1);
+            if let Some(i) = q.instance.as_mut() {
+                i.address = address.into();
+            }
+            assert!(r.register(q).is_ok(), "{address}");
+        }
     }
 }

@@ -235,7 +235,7 @@ async fn registrar_registers_heartbeats_and_deregisters() {
     let token = CancellationToken::new();
     // A long TTL: if the instance disappears below, it was deregistered, not expired.
     let registration = Registration::new("review", "127.0.0.1:4001").with_ttl(Duration::from_secs(60));
-    let registrar = Registrar::new(&registry.url(), registration).unwrap();
+    let registrar = Registrar::new(&registry.url(), registration, &Default::default()).unwrap();
     let task = tokio::spawn(registrar.run(token.clone()));
     eventually_listed(&mut client, "review", |set| set.len() == 1 && set[0].address == "127.0.0.1:4001").await;
     token.cancel();
@@ -254,7 +254,7 @@ async fn registrar_retries_until_the_registry_is_up() {
     };
     let token = CancellationToken::new();
     let registration = Registration::new("forum", "127.0.0.1:4002").with_ttl(Duration::from_secs(3));
-    let registrar = Registrar::new(&format!("http://{addr}"), registration).unwrap();
+    let registrar = Registrar::new(&format!("http://{addr}"), registration, &Default::default()).unwrap();
     let task = tokio::spawn(registrar.run(token.clone()));
     tokio::time::sleep(Duration::from_millis(800)).await;
     let registry = Registry::start_at(addr, 10).await;
@@ -275,9 +275,9 @@ async fn state_is_rebuilt_after_a_registry_restart() {
     let token = CancellationToken::new();
     for port in [5001, 5002] {
         let registration = Registration::new("review", format!("127.0.0.1:{port}")).with_ttl(Duration::from_secs(2));
-        tokio::spawn(Registrar::new(&url, registration).unwrap().run(token.clone()));
+        tokio::spawn(Registrar::new(&url, registration, &Default::default()).unwrap().run(token.clone()));
     }
-    let mut watched = watch_service(&url, Credential::none(), "review", token.clone()).unwrap();
+    let mut watched = watch_service(&url, Credential::none(), &Default::default(), "review", token.clone()).unwrap();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while watched.borrow().as_ref().is_none_or(|set| set.len() < 2) {
         tokio::time::timeout_at(deadline, watched.changed()).await.expect("both registered").unwrap();
@@ -310,7 +310,7 @@ async fn watcher_sees_an_expired_instance_leave_after_the_registry_is_complete()
     let registry = Registry::start_at(([127, 0, 0, 1], 0).into(), 1).await;
     let url = registry.url();
     let token = CancellationToken::new();
-    let mut watched = watch_service(&url, Credential::none(), "forum", token.clone()).unwrap();
+    let mut watched = watch_service(&url, Credential::none(), &Default::default(), "forum", token.clone()).unwrap();
     let mut client = registry.client().await;
     client
         .register(RegisterRequest { instance: Some(instance("forum", "lonely", 6001)), ttl_seconds: 1 })
@@ -460,11 +460,12 @@ async fn a_registry_with_a_token_refuses_every_call_without_it_and_changes_nothi
     assert!(listed.into_inner().instances.is_empty(), "a refused register changed nothing");
     let stop = CancellationToken::new();
     let credential = Credential::new(Some(SECRET)).expect("credential");
-    let registrar = Registrar::new(&registry.url(), Registration::new("review", "127.0.0.1:9100"))
+    let registrar = Registrar::new(&registry.url(), Registration::new("review", "127.0.0.1:9100"), &Default::default())
         .expect("registrar")
         .with_credential(credential.clone());
     let task = tokio::spawn(registrar.run(stop.clone()));
-    let mut watched = watch_service(&registry.url(), credential, "review", stop.clone()).expect("watch");
+    let mut watched =
+        watch_service(&registry.url(), credential, &Default::default(), "review", stop.clone()).expect("watch");
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let seen =

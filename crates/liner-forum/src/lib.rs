@@ -36,6 +36,7 @@ use liner_discovery::client::{Registrar, registrar_for, serve_registered};
 use liner_shared::config::{DatabaseUrl, ServiceArgs};
 use liner_shared::db::{Db, Migrations};
 use liner_shared::server::Bound;
+use liner_shared::tls::PeerClient;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use utoipa::OpenApi;
@@ -229,6 +230,7 @@ impl Running {
 
 /// Connects storage (and Redis when configured), binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let client_tls = settings.service.tls.client()?;
     let db = Db::connect(
         &settings.database_url()?,
         settings.service.db_max_connections,
@@ -249,7 +251,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
     tasks.spawn(fanout::reconcile_loop(hub.clone(), db.clone(), Duration::from_secs(1), shutdown.clone()));
-    let (review, verifier) = settings.review.connect(&settings.service, shutdown.child_token())?;
+    let (review, verifier) = settings.review.connect(&settings.service, &client_tls, shutdown.child_token())?;
     let verifier = Arc::new(verifier);
     tasks.spawn({
         let (verifier, token) = (verifier.clone(), shutdown.child_token());
@@ -260,7 +262,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         writes: Arc::default(),
         verifier,
         fanout: Arc::new(Fanout::new(hub, redis)),
-        users: Arc::new(Usernames::new(review)?),
+        users: Arc::new(Usernames::new(review, PeerClient::new(&client_tls))),
         chat: Arc::new(settings.chat_config()),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
@@ -268,10 +270,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     tracing::info!(%replica, fanout = if settings.redis_url.is_some() { "redis" } else { "in-process" }, "forum ready");
     let sessions = state.sessions.clone();
     let probe = LiveProbe { hub: state.fanout.hub.clone(), sessions: sessions.clone() };
-    // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
+    // `grpc.health.v1.Health` on the same port (h2c, or h2 over TLS), as every Liner process serves it.
     let (_, grpc_health) = liner_discovery::grpc_health::router("forum").await;
-    let bound = Bound::bind(settings.listen, "forum").await?;
-    let registrar = registrar_for(&settings.service, "forum", bound.addr())?;
+    let bound = Bound::bind_tls(settings.listen, "forum", settings.service.tls.server()?).await?;
+    let registrar = registrar_for(&settings.service, &client_tls, "forum", &bound)?;
     Ok(Running {
         bound,
         router: router(state).merge(grpc_health),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use liner_discovery::peers::ServiceUrls;
 use liner_shared::auth::Claims;
+use liner_shared::tls::PeerClient;
 use moka::sync::Cache;
 use serde::Deserialize;
 
@@ -26,9 +27,12 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_CAPACITY: u64 = 100_000;
 const BACKOFF: Duration = Duration::from_secs(10);
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+/// A profile is a few hundred bytes; anything past this is not one.
+const MAX_PROFILE_BYTES: usize = 64 * 1024;
 
 pub struct Usernames {
-    client: reqwest::Client,
+    /// Plain HTTP, or TLS for `https://` review instances (`liner_shared::tls`).
+    client: PeerClient,
     /// The review instances (base URLs).
     review: ServiceUrls,
     /// user id → username, or `None`: the review service does not know the user.
@@ -46,14 +50,13 @@ struct Profile {
 }
 
 impl Usernames {
-    pub fn new(review: ServiceUrls) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(LOOKUP_TIMEOUT).connect_timeout(LOOKUP_TIMEOUT).build()?;
-        Ok(Self {
+    pub fn new(review: ServiceUrls, client: PeerClient) -> Self {
+        Self {
             client,
             review,
             cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build(),
             down_until: std::sync::Mutex::new(None),
-        })
+        }
     }
 
     /// The user's current username, else (review service away) the token's, else the
@@ -93,11 +96,12 @@ impl Usernames {
 
     /// `Ok(None)`: the service answered but does not know the user.
     async fn fetch(&self, url: &str) -> anyhow::Result<Option<String>> {
-        let res = self.client.get(url).send().await?;
-        if res.status() == reqwest::StatusCode::NOT_FOUND {
+        let (status, body) = self.client.get(url, LOOKUP_TIMEOUT, MAX_PROFILE_BYTES).await?;
+        if status == http::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let profile: Profile = res.error_for_status()?.json().await?;
+        anyhow::ensure!(status.is_success(), "answered {status}");
+        let profile: Profile = serde_json::from_slice(&body)?;
         Ok(Some(profile.username))
     }
 }

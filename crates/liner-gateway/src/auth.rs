@@ -6,7 +6,7 @@
 //! `…/users/login`, whose callers have no token yet.
 //!
 //! Keys: the review service's JWKS, from `--jwks-url` or else from the review
-//! instances in the gateway's pool (`http://ADDR/api/users-reviews/.well-known/jwks.json`,
+//! instances in the gateway's pool (`http(s)://ADDR/api/users-reviews/.well-known/jwks.json`,
 //! up to eight ready ones fetched at once), verified by the shared
 //! [`liner_shared::auth::Verifier`]: refetched when a token names an unknown `kid`,
 //! 503 (not 401) while no key can be had, and a key leaves with its instance — when the
@@ -19,6 +19,7 @@ use axum::http::Method;
 use http::request::Parts;
 use liner_shared::ApiError;
 use liner_shared::auth::{AuthError, Claims, KeySource, REVIEW_JWKS_PATH, Verifier, bearer_token};
+use liner_shared::tls::PeerClient;
 
 use crate::balance::Pool;
 
@@ -60,11 +61,12 @@ pub struct EdgeAuth {
 }
 
 impl EdgeAuth {
-    /// Keys from `jwks_url` when given, else from the review pool's instances.
-    pub fn new(jwks_url: Option<String>, review: Arc<Pool>) -> Self {
+    /// Keys from `jwks_url` when given, else from the review pool's instances, fetched
+    /// with the gateway's upstream client.
+    pub fn new(jwks_url: Option<String>, review: Arc<Pool>, client: PeerClient) -> Self {
         let verifier = match jwks_url {
-            Some(url) => Verifier::remote(url),
-            None => Verifier::from_source(Arc::new(ReviewPool(review))),
+            Some(url) => Verifier::remote(url, client),
+            None => Verifier::from_source(Arc::new(ReviewPool(review)), client),
         };
         Self { verifier }
     }

@@ -23,7 +23,7 @@ use crate::breaker::{Admission, Breaker, BreakerConfig, State};
 #[derive(Debug)]
 pub struct Endpoint {
     pub service: &'static str,
-    /// `http://HOST:PORT`.
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
     pub base_url: String,
     /// `HOST:PORT`, the metrics label.
     pub address: String,
@@ -40,7 +40,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     fn new(service: &'static str, base_url: String, breaker: BreakerConfig) -> Self {
-        let address = base_url.trim_start_matches("http://").to_owned();
+        let address = base_url.split_once("://").map_or(base_url.as_str(), |(_, a)| a).to_owned();
         let origin = base_url
             .parse::<http::Uri>()
             .ok()

@@ -9,20 +9,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use liner_shared::tls::PeerClient;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::{Endpoint, Pool};
 
 /// Checks every endpoint of `pools` each `interval` until `token` is cancelled.
-pub async fn check_until(
-    pools: Vec<Arc<Pool>>,
-    client: Client<HttpConnector, Body>,
-    interval: Duration,
-    token: CancellationToken,
-) {
+pub async fn check_until(pools: Vec<Arc<Pool>>, client: PeerClient, interval: Duration, token: CancellationToken) {
     let timeout = interval.min(Duration::from_secs(2));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -52,7 +46,7 @@ pub async fn check_until(
     }
 }
 
-async fn probe(client: &Client<HttpConnector, Body>, endpoint: &Endpoint, timeout: Duration) -> bool {
+async fn probe(client: &PeerClient, endpoint: &Endpoint, timeout: Duration) -> bool {
     let Ok(req) = Request::get(format!("{}/readyz", endpoint.base_url)).body(Body::empty()) else { return false };
     matches!(
         tokio::time::timeout(timeout, client.request(req)).await,

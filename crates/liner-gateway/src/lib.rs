@@ -40,6 +40,7 @@ use axum::http::{HeaderValue, Method, header};
 use liner_shared::http::REQUEST_ID;
 use liner_shared::rate::KeyedLimit;
 use liner_shared::server::{Bound, ConnectionOptions};
+use liner_shared::tls::PeerClient;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -56,9 +57,13 @@ pub struct Settings {
     /// Internal admin address for `/metrics` (and health); never the public one.
     #[arg(long, env = "LINER_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
-    /// Registry to watch for instances, `http://HOST:PORT`.
+    /// Registry to watch for instances, `http://HOST:PORT` (`https://` with `--tls-ca-file`).
     #[arg(long, env = "LINER_DISCOVERY")]
     pub discovery: Option<String>,
+    /// TLS towards the registry and `https://` instances (`--tls-ca-file`), and of the
+    /// admin listener (`--tls-cert-file`, `--tls-key-file`); never the public listener.
+    #[command(flatten)]
+    pub tls: liner_shared::tls::TlsArgs,
     #[command(flatten)]
     pub discovery_token: liner_shared::config::DiscoveryToken,
     /// Static upstream, `SERVICE=http://HOST:PORT` (repeatable; SERVICE is `review`,
@@ -141,6 +146,7 @@ impl Settings {
             admin_listen: None,
             discovery: None,
             discovery_token: Default::default(),
+            tls: Default::default(),
             upstreams,
             upstream_timeout_secs: 30,
             route_timeouts: Vec::new(),
@@ -266,11 +272,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let cors = cors(&settings.cors_origins)?;
     if let Some(url) = &settings.jwks_url
         && !url.starts_with("http://")
+        && !url.starts_with("https://")
     {
-        anyhow::bail!("--jwks-url must be an http:// URL (the gateway talks plain HTTP to services)");
+        anyhow::bail!("--jwks-url must be an http:// or https:// URL");
     }
+    let client_tls = settings.tls.client()?;
+    let admin_tls = settings.tls.server()?;
     let background = CancellationToken::new();
-    let client = proxy::http_client();
+    let client = PeerClient::new(&client_tls);
     let breaker = BreakerConfig {
         failure_threshold: settings.breaker_failures,
         base_cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
@@ -284,8 +293,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     if let Some(url) = &settings.discovery {
         let credential = liner_discovery::client::Credential::new(settings.discovery_token.resolve()?.as_deref())?;
         for (service, pool) in &pools {
-            let mut watched =
-                liner_discovery::client::watch_service(url, credential.clone(), service, background.child_token())?;
+            let mut watched = liner_discovery::client::watch_service(
+                url,
+                credential.clone(),
+                &client_tls,
+                service,
+                background.child_token(),
+            )?;
             let pool = pool.clone();
             tokio::spawn(async move {
                 while watched.changed().await.is_ok() {
@@ -310,7 +324,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     ));
 
     let review = pools.get("review").cloned().ok_or_else(|| anyhow::anyhow!("review route missing"))?;
-    let auth = settings.edge_auth.then(|| Arc::new(auth::EdgeAuth::new(settings.jwks_url.clone(), review)));
+    let auth =
+        settings.edge_auth.then(|| Arc::new(auth::EdgeAuth::new(settings.jwks_url.clone(), review, client.clone())));
     if let Some(auth) = auth.clone() {
         let token = background.child_token();
         tokio::spawn(async move { auth.prefetch_until(token).await });
@@ -359,12 +374,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             let pools = all.clone();
             let collector: liner_shared::http::MetricsCollector =
                 Arc::new(move |out: &mut String| balance::render_pools(&pools, out));
-            // `grpc.health.v1.Health` too: the admin listener speaks h2c, the public one does not.
+            // `grpc.health.v1.Health` too: the admin listener speaks h2c (or h2 over TLS), the public one does not.
             let (_, grpc_health) = liner_discovery::grpc_health::router("gateway").await;
             let router = liner_shared::http::ops_router(ready)
                 .merge(liner_shared::http::metrics_router_with(Some(collector)))
                 .merge(grpc_health);
-            Some((Bound::bind(addr, "gateway admin").await?, router))
+            Some((Bound::bind_tls(addr, "gateway admin", admin_tls).await?, router))
         }
         None => None,
     };

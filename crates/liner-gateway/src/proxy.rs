@@ -47,12 +47,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use liner_shared::ApiError;
 use liner_shared::http::{HandleCache, REQUEST_ID, method_label};
 use liner_shared::rate::KeyedLimit;
+use liner_shared::tls::PeerClient;
 use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
@@ -68,7 +66,8 @@ pub const GATEWAY_ERROR: &str = "x-liner-error";
 /// Everything a forwarded request needs, shared by all requests.
 pub struct Proxy {
     pub pools: HashMap<&'static str, Arc<Pool>>,
-    pub client: Client<HttpConnector, Body>,
+    /// Plain HTTP, or TLS for `https://` instances when a CA is configured.
+    pub client: PeerClient,
     pub timeouts: HashMap<&'static str, Duration>,
     pub default_timeout: Duration,
     pub auth: Option<Arc<EdgeAuth>>,
@@ -89,14 +88,6 @@ pub struct Proxy {
     pub tunnels_stop: tokio_util::sync::CancellationToken,
     /// `gateway_requests_total` / `_duration_seconds` handles by (route, method, status).
     pub metrics: HandleCache<(Counter, Histogram)>,
-}
-
-/// The shared upstream HTTP client: HTTP/1.1, short connect timeout, pooled.
-pub fn http_client() -> Client<HttpConnector, Body> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).

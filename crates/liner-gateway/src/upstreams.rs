@@ -6,7 +6,8 @@ use std::str::FromStr;
 pub const ROUTES: &[(&str, &str)] =
     &[("/api/users-reviews", "review"), ("/api/forums", "forum"), ("/api/catalog", "catalog")];
 
-/// `SERVICE=http://HOST:PORT` from the command line.
+/// `SERVICE=http://HOST:PORT` (or `https://`, for an instance that speaks TLS) from the
+/// command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticRoute {
     pub service: String,
@@ -21,9 +22,10 @@ impl FromStr for StaticRoute {
             return Err(format!("unknown service {service:?}: expected review, forum or catalog"));
         }
         let url = url.trim_end_matches('/');
-        let authority = url.strip_prefix("http://").ok_or("upstream URL must start with http://")?;
+        let authority = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+        let authority = authority.ok_or("upstream URL must start with http:// or https://")?;
         if authority.is_empty() || authority.contains('/') {
-            return Err("upstream URL must be http://HOST:PORT".into());
+            return Err("upstream URL must be http(s)://HOST:PORT".into());
         }
         Ok(Self { service: service.to_owned(), base_url: url.to_owned() })
     }
@@ -77,7 +79,8 @@ mod tests {
         assert!("review=http://127.0.0.1:1".parse::<StaticRoute>().is_ok());
         assert!("nope=http://127.0.0.1:1".parse::<StaticRoute>().is_err());
         assert!("catalog=http://127.0.0.1:1".parse::<StaticRoute>().is_ok());
-        assert!("review=https://x:1".parse::<StaticRoute>().is_err());
+        assert!("review=https://x:1".parse::<StaticRoute>().is_ok());
+        assert!("review=ftp://x:1".parse::<StaticRoute>().is_err());
         assert!("review=http://x:1/path".parse::<StaticRoute>().is_err());
         assert!("forum=1500".parse::<RouteTimeout>().is_ok());
         assert!("forum=0".parse::<RouteTimeout>().is_err());

@@ -53,7 +53,7 @@ fn review_replica_child() {
         let _ = std::io::stdout().flush();
         let token = CancellationToken::new();
         let registration = liner_discovery::client::Registration::new("review", addr).with_ttl(LEASE_TTL);
-        let registrar = liner_discovery::client::Registrar::new(discovery, registration).unwrap();
+        let registrar = liner_discovery::client::Registrar::new(discovery, registration, &Default::default()).unwrap();
         tokio::spawn(registrar.run(token.clone()));
         let _ = review.run_until(token).await;
     });

@@ -146,6 +146,7 @@ impl Running {
 /// Connects storage, loads keys, binds the listener.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let database_url = settings.database_url()?;
+    let client_tls = settings.service.tls.client()?;
     let data_dir = liner_shared::config::ensure_dir(&settings.service.data_dir)?;
     let key_file = settings.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("review-jwt-ed25519.pem"));
     let signer = Arc::new(Signer::load(&KeySources {
@@ -172,10 +173,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         pages: Arc::new(crate::cache::Pages::new(redis)),
         trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
     };
-    // `grpc.health.v1.Health` on the same port (h2c), as every Liner process serves it.
+    // `grpc.health.v1.Health` on the same port (h2c, or h2 over TLS), as every Liner process serves it.
     let (_, grpc_health) = liner_discovery::grpc_health::router("review").await;
-    let bound = Bound::bind(settings.listen, "review").await?;
-    let registrar = registrar_for(&settings.service, "review", bound.addr())?;
+    let bound = Bound::bind_tls(settings.listen, "review", settings.service.tls.server()?).await?;
+    let registrar = registrar_for(&settings.service, &client_tls, "review", &bound)?;
     Ok(Running { bound, router: router(state).merge(grpc_health), registrar, drain: settings.service.drain })
 }
 

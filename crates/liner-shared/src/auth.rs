@@ -18,6 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::tls::PeerClient;
 
 /// Issuer claim written into and required from every token.
 pub const ISSUER: &str = "liner";
@@ -189,37 +190,38 @@ pub struct Verifier {
     source: Option<Arc<dyn KeySource>>,
     keys: ArcSwap<KeySet>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    client: reqwest::Client,
+    /// Fetches the key sets; over TLS when the sources are `https://` (`crate::tls`).
+    client: PeerClient,
     validation: Validation,
 }
 
 impl Verifier {
-    fn with(source: Option<Arc<dyn KeySource>>, keys: KeySet) -> Self {
+    fn with(source: Option<Arc<dyn KeySource>>, keys: KeySet, client: PeerClient) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.leeway = 5;
         // A token is not accepted before its `nbf` (when it has one), nor after its `exp`.
         validation.validate_nbf = true;
-        let client = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build().unwrap_or_default();
         Self { source, keys: ArcSwap::from_pointee(keys), last_fetch: Default::default(), client, validation }
     }
 
     /// A verifier for a fixed key set (the issuer itself, or tests).
     pub fn from_jwks(set: &JwkSet) -> Result<Self, AuthError> {
-        Ok(Self::with(None, KeySet::new(vec![(String::new(), set.keys.clone())], 0)?))
+        Ok(Self::with(None, KeySet::new(vec![(String::new(), set.keys.clone())], 0)?, PeerClient::default()))
     }
 
     /// A verifier that fetches its keys from `url` on first use and on unknown kids.
-    pub fn remote(url: impl Into<String>) -> Self {
-        Self::from_source(Arc::new(FixedJwksUrl(url.into())))
+    pub fn remote(url: impl Into<String>, client: PeerClient) -> Self {
+        Self::from_source(Arc::new(FixedJwksUrl(url.into())), client)
     }
 
-    /// A verifier that trusts the keys `source` lists.
-    pub fn from_source(source: Arc<dyn KeySource>) -> Self {
+    /// A verifier that trusts the keys `source` lists, fetched with `client`.
+    pub fn from_source(source: Arc<dyn KeySource>, client: PeerClient) -> Self {
         Self::with(
             Some(source),
             KeySet { by_source: Vec::new(), decoding: HashMap::new(), generation: 0, verified: Default::default() },
+            client,
         )
     }
 
@@ -342,15 +344,9 @@ impl Verifier {
     }
 }
 
-async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<JwkSet> {
-    let mut res = client.get(url).send().await?.error_for_status()?;
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await? {
-        if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            anyhow::bail!("JWKS larger than {MAX_JWKS_BYTES} bytes");
-        }
-        body.extend_from_slice(&chunk);
-    }
+async fn fetch_jwks(client: &PeerClient, url: &str) -> anyhow::Result<JwkSet> {
+    let (status, body) = client.get(url, FETCH_TIMEOUT, MAX_JWKS_BYTES).await?;
+    anyhow::ensure!(status.is_success(), "answered {status}");
     Ok(serde_json::from_slice(&body)?)
 }
 

@@ -95,6 +95,9 @@ pub struct ServiceArgs {
     pub discovery_token: DiscoveryToken,
     #[command(flatten)]
     pub drain: crate::shutdown::Drain,
+    /// TLS of this instance's listener and towards the other services.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// What a serving process does with its schema migrations. `apply` (the default) suits
@@ -172,6 +175,7 @@ impl ServiceArgs {
             advertise_host: None,
             discovery_token: DiscoveryToken::default(),
             drain: Default::default(),
+            tls: Default::default(),
         }
     }
 

@@ -221,7 +221,7 @@ impl Registry {
 pub fn register(url: &str, service: &str, addr: SocketAddr, ttl: Duration) -> (CancellationToken, JoinHandle<()>) {
     let token = CancellationToken::new();
     let registration = liner_discovery::client::Registration::new(service, addr).with_ttl(ttl);
-    let registrar = liner_discovery::client::Registrar::new(url, registration).unwrap();
+    let registrar = liner_discovery::client::Registrar::new(url, registration, &Default::default()).unwrap();
     let task = tokio::spawn(registrar.run(token.clone()));
     (token, task)
 }
