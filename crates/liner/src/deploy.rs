@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use liner_shared::config::{DatabaseUrl, MigrationMode, database_url_or};
 use liner_shared::db::Db;
+use liner_shared::tls::{ClientTls, PeerClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `liner migrate <review|forum|catalog>`, with the service's own database flags.
@@ -51,19 +52,28 @@ impl MigrateCommand {
 /// `liner probe [URL]`.
 #[derive(clap::Args, Debug)]
 pub struct ProbeCommand {
-    /// `http://HOST:PORT/PATH` to GET.
+    /// `http://HOST:PORT/PATH` (or `https://`, for a listener that speaks TLS) to GET.
     #[arg(default_value = "http://127.0.0.1:8080/readyz")]
     pub url: String,
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 3)]
     pub timeout_secs: u64,
+    /// With an `https://` URL: the PEM CA that signed the listener's certificate (the
+    /// service's own `LINER_TLS_CA_FILE`); the name in the URL must be in the certificate.
+    #[arg(long, env = "LINER_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl ProbeCommand {
     /// One HTTP/1.1 GET; fails with one line unless the status is 2xx.
     pub async fn run(&self) -> anyhow::Result<()> {
         let url = &self.url;
-        let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("probe URL must start with http://"))?;
+        if url.starts_with("https://") {
+            return self.run_tls().await;
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow::anyhow!("probe URL must start with http:// or https://"))?;
         let (authority, path) = rest.split_once('/').map_or((rest, String::from("/")), |(a, p)| (a, format!("/{p}")));
         let exchange = async {
             let mut stream = tokio::net::TcpStream::connect(authority).await?;
@@ -81,6 +91,18 @@ impl ProbeCommand {
         let status_line = head.lines().next().unwrap_or_default();
         let ok = status_line.split_whitespace().nth(1).is_some_and(|code| code.len() == 3 && code.starts_with('2'));
         anyhow::ensure!(ok, "{url} answered {status_line:?}");
+        Ok(())
+    }
+
+    /// The GET over TLS, verified against `--tls-ca-file` only.
+    async fn run_tls(&self) -> anyhow::Result<()> {
+        let url = &self.url;
+        let ca = self.tls_ca_file.as_deref();
+        let ca = ca.ok_or_else(|| anyhow::anyhow!("an https:// probe URL needs --tls-ca-file (LINER_TLS_CA_FILE)"))?;
+        let client = PeerClient::new(&ClientTls::from_ca_file(ca)?);
+        let timeout = Duration::from_secs(self.timeout_secs);
+        let (status, _) = client.get(url, timeout, 1024).await.map_err(|e| anyhow::anyhow!("{url}: {e:#}"))?;
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
         Ok(())
     }
 }
