@@ -11,6 +11,8 @@ use std::sync::Arc;
 use liner_shared::auth::{FixedJwksUrl, KeySource, REVIEW_JWKS_PATH, Verifier};
 use liner_shared::config::ServiceArgs;
 use liner_shared::tls::{ClientTls, PeerClient};
+
+use crate::proto::Instance;
 use tokio_util::sync::CancellationToken;
 
 /// Where the review service is, when it is not to be found through the registry.
@@ -69,6 +71,17 @@ pub fn base_url(address: &str) -> String {
     }
 }
 
+/// The base URLs of a watched set of `service`'s instances. `https://` ones are logged
+/// when this process has no CA to verify them with: they cannot be reached, and the
+/// operator should hear why.
+pub fn base_urls(service: &str, instances: &[Instance], tls: &ClientTls) -> Vec<String> {
+    let urls: Vec<String> = instances.iter().map(|i| base_url(&i.address)).collect();
+    if !tls.is_configured() && urls.iter().any(|u| u.starts_with("https://")) {
+        tracing::warn!(%service, "instances speak TLS but no --tls-ca-file (LINER_TLS_CA_FILE) is set: not reached");
+    }
+    urls
+}
+
 /// The base URLs (`http(s)://HOST:PORT`) of another service's instances: fixed (a URL
 /// given by flag) or followed from the registry. Services call each other directly
 /// through it, never through the public gateway; it is also a token verifier's key
@@ -99,12 +112,12 @@ impl ServiceUrls {
         token: CancellationToken,
     ) -> anyhow::Result<Self> {
         let mut watched = crate::client::watch_service(discovery_url, credential, tls, service, token)?;
+        let (tls, service) = (tls.clone(), service.to_owned());
         let urls = Self::with(Vec::new());
         let follower = urls.clone();
         tokio::spawn(async move {
             while watched.changed().await.is_ok() {
-                let set: Option<Vec<String>> =
-                    watched.borrow_and_update().as_ref().map(|set| set.iter().map(|i| base_url(&i.address)).collect());
+                let set = watched.borrow_and_update().as_ref().map(|set| base_urls(&service, set, &tls));
                 if let Some(set) = set {
                     follower.0.urls.store(Arc::new(set));
                     follower.0.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -158,5 +171,18 @@ mod tests {
         assert_eq!(super::base_url("10.0.0.7:8081"), "http://10.0.0.7:8081");
         assert_eq!(super::base_url("https://10.0.0.7:8081"), "https://10.0.0.7:8081");
         assert_eq!(super::base_url("http://10.0.0.7:8081/"), "http://10.0.0.7:8081");
+    }
+
+    #[test]
+    fn a_watched_set_maps_to_base_urls_whatever_the_tls_configuration() {
+        let instance = |address: &str| crate::proto::Instance {
+            service: "review".into(),
+            instance_id: address.into(),
+            address: address.into(),
+            metadata: Default::default(),
+        };
+        let set = [instance("h:1"), instance("https://h:2")];
+        let urls = super::base_urls("review", &set, &liner_shared::tls::ClientTls::default());
+        assert_eq!(urls, ["http://h:1", "https://h:2"], "no CA: logged, still listed (and refused when called)");
     }
 }

@@ -300,13 +300,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                 service,
                 background.child_token(),
             )?;
-            let pool = pool.clone();
+            let (pool, tls, service) = (pool.clone(), client_tls.clone(), *service);
             tokio::spawn(async move {
                 while watched.changed().await.is_ok() {
-                    let urls: Option<Vec<String>> = watched
+                    let urls = watched
                         .borrow_and_update()
                         .as_ref()
-                        .map(|set| set.iter().map(|i| liner_discovery::peers::base_url(&i.address)).collect());
+                        .map(|set| liner_discovery::peers::base_urls(service, set, &tls));
                     if let Some(urls) = urls {
                         pool.set_discovered(urls);
                     }
