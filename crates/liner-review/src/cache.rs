@@ -15,6 +15,9 @@
 //!   this process's cache, else from Redis (`SET … EX`), else loaded. A version starts at
 //!   a random value when Redis has none, so a Redis that restarted empty never hands out
 //!   a version an old page was cached under.
+//! - Likes bump the album (its page shows each review's count), follows both users
+//!   (profiles show the counts). Whether *the caller* likes a review is never in a cached
+//!   answer: the bytes are shared by every reader, so clients ask `GET /reviews/liked`.
 //! - Without Redis (one instance) the versions are in this process: each write takes
 //!   the next number of one counter, so a subject's version only grows.
 //! - A cold page is loaded once however many readers arrive together (moka's
@@ -193,6 +196,17 @@ impl Pages {
     pub async fn review_written(&self, album_id: &str, user_id: &str) {
         self.invalidate(&Subject::Album(album_id.to_owned())).await;
         self.invalidate(&Subject::User(user_id.to_owned())).await;
+    }
+
+    /// After a like or unlike: the album page shows the review's count.
+    pub async fn review_liked(&self, album_id: &str) {
+        self.invalidate(&Subject::Album(album_id.to_owned())).await;
+    }
+
+    /// After a follow or unfollow: both profiles show follower and following counts.
+    pub async fn follow_changed(&self, follower: &str, followee: &str) {
+        self.invalidate(&Subject::User(follower.to_owned())).await;
+        self.invalidate(&Subject::User(followee.to_owned())).await;
     }
 
     async fn invalidate(&self, subject: &Subject) {

@@ -30,6 +30,18 @@ pub enum ReviewError {
     /// 409 — this user already reviewed this album.
     #[error("review exists")]
     DuplicateReview { existing_id: String },
+    /// 409 — the album is already in the list.
+    #[error("album already in the list")]
+    AlreadyInList,
+    /// 409 — a bound on what a user may own is reached (lists per user, items per list).
+    #[error("{0}")]
+    LimitReached(&'static str),
+    /// 400 — following oneself.
+    #[error("you cannot follow yourself")]
+    SelfFollow,
+    /// 429 — this user wrote too fast (likes, follows, lists).
+    #[error("too many writes")]
+    WritesLimited { retry_after_secs: u64 },
     /// 400 — a bad cursor, sort or limit.
     #[error("{0}")]
     BadQuery(String),
@@ -73,6 +85,12 @@ impl From<ReviewError> for ApiError {
             ReviewError::DuplicateReview { existing_id } => {
                 ApiError::conflict("review_exists", format!("you already reviewed this album (review {existing_id})"))
                     .with_extra("existingId", existing_id)
+            }
+            ReviewError::AlreadyInList => ApiError::conflict("already_in_list", "that album is already in the list"),
+            ReviewError::LimitReached(why) => ApiError::conflict("limit_reached", why),
+            ReviewError::SelfFollow => ApiError::bad_request("cannot_follow_self", "you cannot follow yourself"),
+            ReviewError::WritesLimited { retry_after_secs } => {
+                ApiError::too_many("too many writes; slow down", retry_after_secs)
             }
             ReviewError::BadQuery(msg) => ApiError::bad_request("bad_query", msg),
             ReviewError::Unavailable(cause) => ApiError::database_unavailable(cause),

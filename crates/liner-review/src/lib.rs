@@ -9,8 +9,12 @@
 
 pub mod cache;
 pub mod error;
+pub mod follows;
 pub mod keys;
+pub mod likes;
+pub mod lists;
 pub mod openapi;
+pub mod paging;
 pub mod password;
 pub mod reviews;
 pub mod state;
@@ -172,6 +176,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         site_prior: Arc::new(SitePrior::new(SITE_PRIOR_TTL)),
         pages: Arc::new(crate::cache::Pages::new(redis)),
         trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
+        social_writes: liner_shared::rate::KeyedLimit::new(state::SOCIAL_WRITES_PER_SEC, state::SOCIAL_WRITE_BURST)
+            .map(Arc::new),
     };
     // `grpc.health.v1.Health` on the same port (h2c, or h2 over TLS), as every Liner process serves it.
     let (_, grpc_health) = liner_discovery::grpc_health::router("review").await;
@@ -199,6 +205,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(users::router())
         .merge(reviews::router())
+        .merge(likes::router())
+        .merge(follows::router())
+        .merge(lists::router())
         .route("/.well-known/jwks.json", get(move || std::future::ready(axum::Json(jwks.clone()))))
         .route("/openapi.json", get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
         .with_state(state);

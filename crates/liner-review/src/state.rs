@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use liner_shared::auth::Verifier;
 use liner_shared::db::Db;
+use liner_shared::rate::KeyedLimit;
 
+use crate::error::ReviewError;
 use crate::keys::Signer;
 use crate::password::Passwords;
 use crate::reviews::site_prior::SitePrior;
@@ -27,6 +29,24 @@ pub struct AppState {
     pub pages: Arc<crate::cache::Pages>,
     /// Whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<liner_shared::net::TrustedProxies>,
+    /// Per-user pace of the community writes (likes, follows, lists); None: no limit.
+    pub social_writes: Option<Arc<KeyedLimit<String>>>,
+}
+
+/// Community writes a user may make per second, and in a burst: far above a person
+/// clicking, far below a script (the gateway's 50/s per user covers every route).
+pub const SOCIAL_WRITES_PER_SEC: f64 = 5.0;
+pub const SOCIAL_WRITE_BURST: u32 = 30;
+
+impl AppState {
+    /// Takes one of the user's community-write tokens (`liner_shared::rate`, the limiter
+    /// the gateway uses), or 429 with the wait.
+    pub fn admit_write(&self, user_id: &str) -> Result<(), ReviewError> {
+        let Some(limit) = &self.social_writes else { return Ok(()) };
+        limit
+            .check(&user_id.to_owned())
+            .map_err(|wait| ReviewError::WritesLimited { retry_after_secs: wait.as_secs_f64().ceil() as u64 })
+    }
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

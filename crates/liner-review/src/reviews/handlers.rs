@@ -5,19 +5,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use liner_shared::auth::AuthUser;
+use liner_shared::auth::{AuthUser, MaybeAuthUser};
 use liner_shared::error::{ApiPath, ApiQuery};
 use liner_shared::{ApiError, ApiJson, new_id, now_millis, rfc3339};
 
 use super::model::*;
 use super::score::{self, Tally};
-use super::store::{self, ReviewRow, Scope};
+use super::store::{self, Change, ReviewRow, Scope};
 use crate::cache::{Subject, Variant};
 use crate::error::ReviewError;
 use crate::state::AppState;
-use crate::users;
+use crate::{likes, users};
 
-fn to_review(row: ReviewRow) -> Review {
+/// A stored review on the wire (`likedByMe` left out: see `likes::mark_liked`).
+pub fn to_review(row: ReviewRow) -> Review {
     Review {
         id: row.id,
         user_id: row.user_id,
@@ -25,6 +26,9 @@ fn to_review(row: ReviewRow) -> Review {
         album_id: row.album_id,
         rating: row.rating_half as f64 / 2.0,
         review_text: row.review_text,
+        spoiler: row.spoiler,
+        likes: row.likes,
+        liked_by_me: None,
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
     }
@@ -54,6 +58,8 @@ pub async fn create(
         album_id: req.album_id,
         rating_half,
         review_text: req.review_text,
+        spoiler: req.spoiler,
+        likes: 0,
         created_at: now,
         updated_at: now,
     };
@@ -62,12 +68,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, ApiJson(to_review(row))))
 }
 
-/// One review.
+/// One review (with `likedByMe` when a token is given).
 #[utoipa::path(get, path = "/reviews/{reviewId}", tag = "reviews", params(("reviewId" = String, Path)),
+    security((), ("bearer" = [])),
     responses((status = 200, body = Review), (status = 404, body = crate::openapi::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<ApiJson<Review>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<Review>, ApiError> {
     let row = store::get(&state.db, &id).await?.ok_or(ReviewError::NotFound("review"))?;
-    Ok(ApiJson(to_review(row)))
+    let mut review = [to_review(row)];
+    likes::mark_liked(&state.db, caller.as_ref().map(|c| c.sub.as_str()), &mut review).await?;
+    let [review] = review;
+    Ok(ApiJson(review))
 }
 
 /// An album's reviews with rating aggregates and score, newest first by default.
@@ -114,17 +128,20 @@ async fn album_page(state: &AppState, album_id: String, query: ListQuery) -> Res
     })
 }
 
-/// A user's reviews, newest first by default; same paging and sorts as the album listing.
-#[utoipa::path(get, path = "/reviews/user/{userId}", tag = "reviews",
+/// A user's reviews, newest first by default; same paging and sorts as the album
+/// listing; `likedByMe` on each when a token is given.
+#[utoipa::path(get, path = "/reviews/user/{userId}", tag = "reviews", security((), ("bearer" = [])),
     params(("userId" = String, Path), ListQuery),
     responses((status = 200, body = UserReviews), (status = 400, body = crate::openapi::ErrorBody),
         (status = 404, description = "No such user", body = crate::openapi::ErrorBody)))]
 pub async fn list_by_user(
     State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
     ApiPath(user_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<UserReviews>, ApiError> {
-    let listing = listing(&state, Scope::User(&user_id), query).await?;
+    let mut listing = listing(&state, Scope::User(&user_id), query).await?;
+    likes::mark_liked(&state.db, caller.as_ref().map(|c| c.sub.as_str()), &mut listing.items).await?;
     let tally = Tally::from_counts(&listing.counts);
     // A user with reviews exists (foreign key); only an empty listing needs the check.
     if tally.count == 0 && !users::store::exists(&state.db, &user_id).await? {
@@ -166,7 +183,7 @@ async fn listing(state: &AppState, scope: Scope<'_>, query: ListQuery) -> Result
     Ok(Listing { counts, items: rows.into_iter().map(to_review).collect(), next_cursor })
 }
 
-/// Change the rating and/or text of your own review.
+/// Change the rating, text and/or spoiler flag of your own review.
 #[utoipa::path(put, path = "/reviews/{reviewId}", tag = "reviews", params(("reviewId" = String, Path)),
     request_body = UpdateReview, security(("bearer" = [])),
     responses((status = 200, body = Review), (status = 401, body = crate::openapi::ErrorBody),
@@ -178,19 +195,20 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateReview>,
 ) -> Result<ApiJson<Review>, ApiError> {
-    if req.rating.is_none() && req.review_text.is_none() {
-        return Err(ReviewError::invalid("rating", "give rating and/or reviewText to change").into());
+    if req.rating.is_none() && req.review_text.is_none() && req.spoiler.is_none() {
+        return Err(ReviewError::invalid("rating", "give rating, reviewText and/or spoiler to change").into());
     }
     let rating_half = req.rating.map(rating_to_halves).transpose()?;
     if let Some(text) = &req.review_text {
         validate_text(text)?;
     }
-    let updated =
-        store::update(&state.db, &id, user.id(), rating_half, req.review_text.as_deref(), now_millis()).await?;
+    let change = Change { rating_half, text: req.review_text.as_deref(), spoiler: req.spoiler };
+    let updated = store::update(&state.db, &id, user.id(), change, now_millis()).await?;
     match updated {
-        Some(mut row) => {
+        Some(row) => {
             state.pages.review_written(&row.album_id, &row.user_id).await;
-            row.username = user.0.name.clone();
+            // Read back whole: the author's current name and the likes.
+            let row = store::get(&state.db, &id).await?.ok_or(ReviewError::NotFound("review"))?;
             Ok(ApiJson(to_review(row)))
         }
         None => Err(missing_or_foreign(&state, &id).await),

@@ -27,6 +27,9 @@ pub struct CreateReview {
     #[serde(default)]
     #[schema(max_length = 10000)]
     pub review_text: String,
+    /// The text gives away the album's surprises: clients hide it until asked. Default false.
+    #[serde(default)]
+    pub spoiler: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,6 +41,8 @@ pub struct UpdateReview {
     /// Up to 10,000 characters; may be empty.
     #[schema(max_length = 10000)]
     pub review_text: Option<String>,
+    /// Mark or unmark the text as a spoiler.
+    pub spoiler: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -49,6 +54,14 @@ pub struct Review {
     pub album_id: String,
     pub rating: f64,
     pub review_text: String,
+    /// The text gives away the album's surprises: clients hide it until asked.
+    pub spoiler: bool,
+    /// How many people like this review.
+    pub likes: i64,
+    /// Whether the caller likes it: present when a token is given, except on the album
+    /// page, which is one cached answer for every reader (ask `GET /reviews/liked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liked_by_me: Option<bool>,
     pub created_at: String,
     pub updated_at: String,
 }

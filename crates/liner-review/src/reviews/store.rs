@@ -21,11 +21,19 @@ pub struct ReviewRow {
     pub album_id: String,
     pub rating_half: i64,
     pub review_text: String,
+    pub spoiler: bool,
+    /// Likes counted when read (0 for a row just written).
+    pub likes: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-fn from_row(row: &AnyRow) -> Result<ReviewRow> {
+/// The columns of a full review (`r` joined with its author `u`), its likes counted by
+/// the prefix of the likes' primary key. Every listing selects these.
+pub const REVIEW_COLUMNS: &str = "r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.spoiler, \
+     r.created_at, r.updated_at, (SELECT COUNT(*) FROM review_likes l WHERE l.review_id = r.id) AS likes";
+
+pub fn from_row(row: &AnyRow) -> Result<ReviewRow> {
     Ok(ReviewRow {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -33,6 +41,8 @@ fn from_row(row: &AnyRow) -> Result<ReviewRow> {
         album_id: row.try_get("album_id")?,
         rating_half: row.try_get("rating_half")?,
         review_text: row.try_get("review_text")?,
+        spoiler: row.try_get::<i64, _>("spoiler")? != 0,
+        likes: row.try_get("likes").unwrap_or(0),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -41,14 +51,15 @@ fn from_row(row: &AnyRow) -> Result<ReviewRow> {
 /// Inserts a review; a second one for the same (user, album) is a conflict naming the first.
 pub async fn insert(db: &Db, row: &ReviewRow) -> Result<()> {
     let inserted = sqlx::query(
-        "INSERT INTO reviews (id, user_id, album_id, rating_half, review_text, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO reviews (id, user_id, album_id, rating_half, review_text, spoiler, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.id)
     .bind(&row.user_id)
     .bind(&row.album_id)
     .bind(row.rating_half)
     .bind(&row.review_text)
+    .bind(i64::from(row.spoiler))
     .bind(row.created_at)
     .bind(row.updated_at)
     .execute(&db.pool)
@@ -71,39 +82,40 @@ pub async fn insert(db: &Db, row: &ReviewRow) -> Result<()> {
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<ReviewRow>> {
-    const SQL: &str =
-        "SELECT r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.created_at, r.updated_at
-         FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.id = $1";
-    let row = sqlx::query(SQL).bind(id).fetch_optional(&db.pool).await?;
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {REVIEW_COLUMNS} FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.id = $1"
+    ));
+    let row = sqlx::query(sql).bind(id).fetch_optional(&db.pool).await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// What a `PUT` changes; `None` keeps the field.
+pub struct Change<'a> {
+    pub rating_half: Option<i64>,
+    pub text: Option<&'a str>,
+    pub spoiler: Option<bool>,
 }
 
 /// Updates the fields given, only if `user_id` owns the review. `Ok(None)`: no such
 /// review owned by that user (the caller tells 404 from 403).
-pub async fn update(
-    db: &Db,
-    id: &str,
-    user_id: &str,
-    rating_half: Option<i64>,
-    text: Option<&str>,
-    now: i64,
-) -> Result<Option<ReviewRow>> {
+pub async fn update(db: &Db, id: &str, user_id: &str, change: Change<'_>, now: i64) -> Result<Option<ReviewRow>> {
     let row = sqlx::query(
-        "UPDATE reviews SET rating_half = COALESCE($1, rating_half), review_text = COALESCE($2, review_text), updated_at = $3
+        "UPDATE reviews SET rating_half = COALESCE($1, rating_half), review_text = COALESCE($2, review_text),
+                spoiler = COALESCE($6, spoiler), updated_at = $3
          WHERE id = $4 AND user_id = $5
-         RETURNING id, user_id, album_id, rating_half, review_text, created_at, updated_at",
+         RETURNING id, user_id, album_id, rating_half, review_text, spoiler, created_at, updated_at",
     )
-    .bind(rating_half)
-    .bind(text)
+    .bind(change.rating_half)
+    .bind(change.text)
     .bind(now)
     .bind(id)
     .bind(user_id)
+    .bind(change.spoiler.map(i64::from))
     .fetch_optional(&db.pool)
     .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-/// Deletes the review if `user_id` owns it; true when a row went.
 /// Deletes the user's review; the album it was about, or `None` if no such review of theirs.
 pub async fn delete(db: &Db, id: &str, user_id: &str) -> Result<Option<String>> {
     let album: Option<String> =
@@ -174,8 +186,7 @@ pub async fn page(db: &Db, scope: Scope<'_>, sort: Sort, cursor: &Cursor, limit:
     let (after_cursor, order) = keyset(sort);
     // Safe: only fixed column names and clauses are spliced in; values are bound.
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT r.id, r.user_id, u.username, r.album_id, r.rating_half, r.review_text, r.created_at, r.updated_at
-         FROM reviews r JOIN users u ON u.id = r.user_id
+        "SELECT {REVIEW_COLUMNS} FROM reviews r JOIN users u ON u.id = r.user_id
          WHERE {} = $1 AND {after_cursor} ORDER BY {order} LIMIT $5",
         scope.column()
     ));

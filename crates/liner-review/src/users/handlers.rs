@@ -133,12 +133,15 @@ pub async fn profile(
 async fn load_profile(state: &AppState, user_id: &str, with_email: bool) -> Result<Profile, ApiError> {
     let user = store::find_by_id(&state.db, user_id).await?.ok_or(ReviewError::NotFound("user"))?;
     let (review_count, average_rating) = store::review_stats(&state.db, &user.id).await?;
+    let (followers, following) = crate::follows::store::counts(&state.db, &user.id).await?;
     Ok(Profile {
         id: user.id,
         username: user.username,
         created_at: rfc3339(user.created_at),
         review_count,
         average_rating,
+        followers,
+        following,
         email: with_email.then_some(user.email),
     })
 }

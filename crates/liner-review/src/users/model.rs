@@ -62,6 +62,10 @@ pub struct Profile {
     pub review_count: i64,
     /// Mean rating of the user's reviews; null when there are none.
     pub average_rating: Option<f64>,
+    /// How many people follow this user.
+    pub followers: i64,
+    /// How many people this user follows.
+    pub following: i64,
     /// Present only when the caller is this user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
