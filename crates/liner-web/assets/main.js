@@ -13,6 +13,8 @@ import * as addAlbum from './page-add-album.js';
 import * as user from './page-user.js';
 import * as auth from './page-auth.js';
 import * as room from './page-room.js';
+import * as feed from './page-feed.js';
+import * as list from './page-list.js';
 
 const ROUTES = [
   [/^\/$/, home.render],
@@ -23,6 +25,8 @@ const ROUTES = [
   [/^\/albums\/([^/]+)$/, album.render],
   [/^\/users\/([^/]+)$/, user.render],
   [/^\/rooms\/([^/]+)$/, room.render],
+  [/^\/feed$/, feed.render],
+  [/^\/lists\/([^/]+)$/, list.render],
   [/^\/login$/, auth.renderLogin],
   [/^\/signup$/, auth.renderSignup],
 ];
@@ -76,6 +80,7 @@ function renderNav() {
   const links = [h('a', { href: '/genres' }, 'Genres')];
   if (s) {
     links.push(
+      h('a', { href: '/feed' }, 'Feed'),
       h('a', { href: '/albums/new' }, 'Add album'),
       h('a', { href: `/users/${encodeURIComponent(s.user.id)}`, class: 'nav-user' }, s.user.username),
       h('button', { type: 'button', class: 'btn btn--ghost btn--small', on: { click: logOut } }, 'Log out'),

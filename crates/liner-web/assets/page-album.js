@@ -1,13 +1,15 @@
 // One album: catalogue facts, the score (weighted, its 90 % interval, the plain average,
 // the histogram), one's own review, everyone's reviews (four sorts, "more" paging), and
-// the album's live room.
+// the album's live room, likes and spoilers on each review, and "add to a list".
 
 import { REVIEWS, album as fetchAlbum, api, query } from './api.js';
 import { cover, failure, fmtDate, fmtScore, h, loading, mount, plural, setTitle, srOnly, timeEl } from './dom.js';
 import { roomWidget } from './page-room.js';
 import { STEPS, fmtRating, stars } from './rating.js';
 import { findOwnReview, reviewForm } from './review-form.js';
+import { addToList } from './lists.js';
 import * as session from './session.js';
+import { applyLiked, likeButton, reviewText } from './social.js';
 
 const SORTS = [
   ['newest', 'Newest'],
@@ -21,8 +23,10 @@ export function render(main, albumId) {
   const head = h('div', { class: 'album-head' }, loading());
   const stats = h('section', { class: 'panel score-panel', 'aria-labelledby': 'score-heading' }, loading());
   const mine = h('section', { class: 'panel', id: 'your-review' });
+  const lists = h('section', { class: 'panel', id: 'add-to-list', hidden: true });
   const list = h('section', { class: 'panel', 'aria-labelledby': 'reviews-heading' });
-  mount(main, head, h('div', { class: 'album-grid-layout' }, h('div', {}, stats, mine), list));
+  mount(main, head, h('div', { class: 'album-grid-layout' }, h('div', {}, stats, mine, lists), list));
+  addToList(lists, albumId);
 
   loadHead(head, albumId);
   const reviews = reviewList(list, albumId);
@@ -166,7 +170,9 @@ function reviewList(el, albumId) {
       if (reset) items.replaceChildren();
       mount(status, res.total ? null : h('p', { class: 'empty' }, 'No reviews yet.'));
       count.textContent = res.total ? `(${res.total.toLocaleString()})` : '';
-      items.append(...res.items.map(reviewItem));
+      const added = res.items.map((r) => reviewItem(r));
+      items.append(...added);
+      applyLiked(items, res.items);
       cursor = res.nextCursor;
       more.hidden = !cursor;
     } catch (err) {
@@ -197,6 +203,7 @@ export function reviewItem(r, { showAlbum = null } = {}) {
       stars(r.rating),
       h('span', { class: 'muted small' }, timeEl(r.createdAt, fmtDate), r.updatedAt !== r.createdAt ? ' · edited' : ''),
     ),
-    r.reviewText ? h('p', { class: 'review__text' }, r.reviewText) : null,
+    r.reviewText ? reviewText(r) : null,
+    h('div', { class: 'review__foot' }, likeButton(r)),
   );
 }

@@ -1,9 +1,12 @@
-// A profile: username, member since, review count and average, and their reviews
-// (newest first, "more" paging), each with the album's title from the catalogue.
+// A profile: username, member since, review count and average, followers and following
+// (with a Follow button for others), their lists, and their reviews (newest first,
+// "more" paging), each with the album's title from the catalogue.
 
 import { REVIEWS, albumsById, api, query } from './api.js';
 import { cover, failure, fmtDate, fmtScore, h, loading, mount, setTitle } from './dom.js';
+import { listsSection } from './lists.js';
 import { reviewItem } from './page-album.js';
+import { followButton } from './social.js';
 
 export function render(main, userId) {
   setTitle('Profile');
@@ -11,25 +14,31 @@ export function render(main, userId) {
   const list = h('ol', { class: 'reviews reviews--with-album', id: 'user-reviews' });
   const more = h('button', { type: 'button', class: 'btn btn--ghost', hidden: true }, 'More reviews');
   const status = h('div', { role: 'status' });
-  mount(main, head, h('section', { class: 'panel', 'aria-labelledby': 'user-reviews-heading' }, h('h2', { id: 'user-reviews-heading' }, 'Reviews'), status, list, more));
+  const lists = h('section', { class: 'panel', 'aria-labelledby': 'user-lists-heading' });
+  listsSection(lists, userId);
+  mount(main, head, lists, h('section', { class: 'panel', 'aria-labelledby': 'user-reviews-heading' }, h('h2', { id: 'user-reviews-heading' }, 'Reviews'), status, list, more));
 
   (async function loadProfile() {
     try {
       const p = await api(`${REVIEWS}/users/profile/${encodeURIComponent(userId)}`);
       setTitle(p.username);
+      const followers = h('dd', { id: 'profile-followers' }, p.followers.toLocaleString());
+      const follow = followButton(userId, (n) => (followers.textContent = n.toLocaleString()));
       mount(
         head,
         h('div', { class: 'avatar', 'aria-hidden': 'true' }, [...p.username][0].toUpperCase()),
         h(
           'div',
           {},
-          h('h1', { id: 'profile-name' }, p.username),
+          h('div', { class: 'profile__name' }, h('h1', { id: 'profile-name' }, p.username), follow),
           h('p', { class: 'muted' }, `Member since ${fmtDate(p.createdAt)}`),
           h(
             'dl',
             { class: 'profile__stats' },
             h('div', {}, h('dt', {}, 'Reviews'), h('dd', { id: 'profile-count' }, p.reviewCount.toLocaleString())),
             h('div', {}, h('dt', {}, 'Average rating'), h('dd', { id: 'profile-average' }, fmtScore(p.averageRating))),
+            h('div', {}, h('dt', {}, 'Followers'), followers),
+            h('div', {}, h('dt', {}, 'Following'), h('dd', { id: 'profile-following' }, p.following.toLocaleString())),
           ),
         ),
       );
@@ -56,7 +65,7 @@ export function render(main, userId) {
   page();
 }
 
-function albumLink(albumId, album) {
+export function albumLink(albumId, album) {
   return h(
     'span',
     { class: 'review__album' },

@@ -31,6 +31,7 @@ export function reviewForm(el, albumId, existing, onChange) {
   const rating = ratingInput({ id: 'review-rating', legend: 'Your rating', value: review?.rating ?? null });
   const text = h('textarea', { id: 'review-text', name: 'reviewText', rows: 5, placeholder: 'What did you hear? (optional)' });
   text.value = review?.reviewText ?? '';
+  const spoiler = h('input', { type: 'checkbox', id: 'review-spoiler', name: 'spoiler', checked: review?.spoiler === true });
   const counter = h('span', { class: 'counter', 'aria-live': 'off' });
   const countChars = () => {
     const n = [...text.value].length;
@@ -61,7 +62,7 @@ export function reviewForm(el, albumId, existing, onChange) {
     box.el,
     field('Your rating', rating),
     field('Review', text),
-    h('div', { class: 'review-form__meta' }, counter),
+    h('div', { class: 'review-form__meta' }, h('label', { class: 'check', for: 'review-spoiler' }, spoiler, ' Contains spoilers'), counter),
     h('div', { class: 'actions' }, save, del),
     status,
   );
@@ -80,7 +81,7 @@ export function reviewForm(el, albumId, existing, onChange) {
 
   async function submit() {
     status.textContent = '';
-    const body = { reviewText: text.value };
+    const body = { reviewText: text.value, spoiler: spoiler.checked };
     if (rating.value !== null) body.rating = rating.value;
     try {
       if (review) {
@@ -99,6 +100,7 @@ export function reviewForm(el, albumId, existing, onChange) {
         if (review) {
           rating.value = review.rating;
           text.value = review.reviewText;
+          spoiler.checked = review.spoiler === true;
           countChars();
           refresh();
           return box.show('You have already reviewed this album: edit your review here.');
@@ -114,6 +116,7 @@ export function reviewForm(el, albumId, existing, onChange) {
       review = null;
       rating.value = null;
       text.value = '';
+      spoiler.checked = false;
       countChars();
       box.show(null);
       status.textContent = 'Review deleted.';

@@ -50,6 +50,10 @@ pub const SOURCES: &[(&str, &[u8])] = embed![
     "page-auth.js",
     "page-room.js",
     "page-add-album.js",
+    "social.js",
+    "lists.js",
+    "page-feed.js",
+    "page-list.js",
 ];
 
 /// One file as served.
