@@ -78,9 +78,8 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Review>, ApiError> {
     let row = store::get(&state.db, &id).await?.ok_or(ReviewError::NotFound("review"))?;
-    let mut review = [to_review(row)];
-    likes::mark_liked(&state.db, caller.as_ref().map(|c| c.sub.as_str()), &mut review).await?;
-    let [review] = review;
+    let mut review = to_review(row);
+    likes::mark_liked(&state.db, caller.as_ref().map(|c| c.sub.as_str()), std::slice::from_mut(&mut review)).await?;
     Ok(ApiJson(review))
 }
 
