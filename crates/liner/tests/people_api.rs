@@ -2,7 +2,8 @@
 //! `liner up`, on SQLite and on PostgreSQL: idempotent likes and follows, the counts on
 //! cached album pages and profiles moving at once, following oneself refused, the feed
 //! newest first and paged by cursor with no duplicate or gap (also while reviews arrive),
-//! lists with owner checks, reordering and their bounds, and the per-user write limit.
+//! lists with owner checks, reordering and their bounds, racing writes, and the per-user
+//! write limit.
 
 mod common;
 
@@ -19,6 +20,7 @@ liner_shared::on_both_backends!(
     feed_is_newest_first_and_pages_without_duplicates_or_gaps,
     lists_are_owned_ordered_and_bounded,
     community_writes_are_rate_limited_per_user,
+    racing_likes_and_list_additions_stay_consistent,
 );
 
 async fn put(app: &TestApp, path: &str, token: &str, body: Option<Value>) -> Resp {
@@ -356,5 +358,39 @@ async fn community_writes_are_rate_limited_per_user(backend: Backend) {
     let wait: u64 = limited.headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     assert!((1..=60).contains(&wait), "Retry-After {wait}");
     assert_eq!(put(&app, &like, &alice, None).await.status, StatusCode::OK, "another user is not held up");
+    app.stop().await;
+}
+
+async fn racing_likes_and_list_additions_stay_consistent(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let review = app.review(&alice, "mb:raced", 4.0).await;
+    let like = format!("/reviews/{}/like", review["id"].as_str().expect("id"));
+    let likes = futures_util::future::join_all((0..20).map(|_| put(&app, &like, &bob, None))).await;
+    assert!(likes.iter().all(|r| r.status == StatusCode::OK), "every racing like answers 200");
+    assert_eq!(ok(&app.get(&format!("/reviews/{}", review["id"].as_str().expect("id"))).await)["likes"], 1);
+
+    let r = app.post("/lists", Some(&alice), json!({"name": "raced"})).await;
+    let items = format!("/lists/{}/items", r.body["id"].as_str().expect("id"));
+    let adds = (0..20).map(|i| app.post(&items, Some(&alice), json!({"albumId": format!("mb:r{i}")})));
+    let added = futures_util::future::join_all(adds).await;
+    assert!(added.iter().all(|r| r.status == StatusCode::CREATED), "every racing addition lands");
+    let list = ok(&app.get(&items.replace("/items", "")).await).clone();
+    let albums: HashSet<&str> =
+        list["items"].as_array().expect("items").iter().filter_map(|i| i["albumId"].as_str()).collect();
+    assert_eq!(albums.len(), 20, "all twenty, once each");
+    let positions: Vec<i64> =
+        list["items"].as_array().expect("items").iter().filter_map(|i| i["position"].as_i64()).collect();
+    assert_eq!(positions, (1..=20).collect::<Vec<_>>());
+    // Stored positions are distinct too (the list's row lock serializes the additions),
+    // so the order is the order they were added in, not a tie broken by album id.
+    let db = app.review_db().await;
+    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT position) FROM list_items WHERE list_id = $1")
+        .bind(list["id"].as_str().expect("id"))
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    assert_eq!(distinct, 20);
     app.stop().await;
 }
