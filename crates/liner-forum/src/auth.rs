@@ -14,11 +14,15 @@ use crate::state::AppState;
 
 /// An authenticated caller (header token only); 401 when the token is missing or bad.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Claims);
+pub struct Caller {
+    pub claims: Claims,
+    /// The current username (see `users`).
+    pub username: String,
+}
 
 impl Caller {
     pub fn id(&self) -> &str {
-        &self.0.sub
+        &self.claims.sub
     }
 }
 
@@ -27,7 +31,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts, false).ok_or(AuthError::Missing)?;
         let claims = state.verifier.verify(&token).await?;
-        state.users.resolve(&claims).await.map_err(ForumError::from)?;
-        Ok(Caller(claims))
+        let username = state.users.resolve(&claims).await.map_err(ForumError::from)?;
+        Ok(Caller { claims, username })
     }
 }

@@ -29,6 +29,12 @@ pub enum ForumError {
     /// 409 — an active room for this album or genre exists already.
     #[error("room exists")]
     RoomExists { existing_id: String },
+    /// 409 — this user reported this message already.
+    #[error("report exists")]
+    ReportExists { existing_id: String },
+    /// 429 — too many moderation or report writes from this user.
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
     /// 410 — the room is closed (connects are refused; history stays readable).
     #[error("room closed")]
     RoomClosed,
@@ -75,6 +81,13 @@ impl From<ForumError> for ApiError {
                 format!("an active room for this album or genre exists already (room {existing_id})"),
             )
             .with_extra("existingId", existing_id),
+            ForumError::ReportExists { existing_id } => {
+                ApiError::conflict("report_exists", "you reported this message already")
+                    .with_extra("existingId", existing_id)
+            }
+            ForumError::RateLimited { retry_after_secs } => {
+                ApiError::too_many("too many moderation or report requests; slow down", retry_after_secs)
+            }
             ForumError::RoomClosed => ApiError::new(StatusCode::GONE, "room_closed", "the room is closed"),
             ForumError::Unavailable(cause) => ApiError::database_unavailable(cause),
             ForumError::Internal(cause) => ApiError::internal(format!("{cause:#}")),

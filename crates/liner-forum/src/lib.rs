@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod chat;
 pub mod error;
+pub mod moderation;
 pub mod openapi;
 pub mod rooms;
 pub mod state;
@@ -89,8 +90,9 @@ pub struct Settings {
         default_value = "http://127.0.0.1:8080,http://localhost:8080"
     )]
     pub allowed_origins: Vec<String>,
-    /// User ids allowed to close any room (comma list).
-    #[arg(long, env = "LINER_ADMIN_USERS", value_delimiter = ',')]
+    /// User ids or usernames allowed to close and moderate any room (comma list):
+    /// delete messages, mute, kick, slow mode, reports.
+    #[arg(long = "forum-admins", alias = "admin-users", env = "LINER_FORUM_ADMINS", value_delimiter = ',')]
     pub admin_users: Vec<String>,
     /// Frames queued for one connection; a client that falls further behind is disconnected (4008).
     #[arg(long, env = "LINER_FORUM_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(4..=65_536))]
@@ -264,6 +266,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         fanout: Arc::new(Fanout::new(hub, redis)),
         users: Arc::new(Usernames::new(review, PeerClient::new(&client_tls))),
         chat: Arc::new(settings.chat_config()),
+        moderation_limit: Arc::new(liner_shared::rate::KeyedLimit::new(
+            moderation::WRITES_PER_SEC,
+            moderation::WRITES_BURST,
+        )),
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
     };
@@ -303,6 +309,7 @@ pub fn router(state: AppState) -> Router {
     });
     let api = Router::new()
         .merge(rooms::router())
+        .merge(moderation::router())
         .merge(chat::router())
         .route("/openapi.json", axum::routing::get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
         .with_state(state);

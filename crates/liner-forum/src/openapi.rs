@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{chat, rooms};
+use crate::{chat, moderation, rooms};
 
 use liner_shared::openapi::{BearerAuth, CommonErrors};
 pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
@@ -16,6 +16,9 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
     paths(
         rooms::handlers::create, rooms::handlers::list, rooms::handlers::get, rooms::handlers::close,
         rooms::handlers::history, chat::connect,
+        moderation::handlers::delete_message, moderation::handlers::mute, moderation::handlers::unmute,
+        moderation::handlers::kick, moderation::handlers::slow_mode, moderation::handlers::moderation,
+        moderation::handlers::report, moderation::handlers::reports, moderation::handlers::resolve,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth, &CommonErrors)

@@ -18,7 +18,7 @@ use crate::users::Usernames;
 pub struct ChatConfig {
     /// Allowed `Origin` values (lower-case, no trailing slash); `*` allows any.
     pub allowed_origins: Vec<String>,
-    /// User ids that may close any room.
+    /// User ids or usernames (any case) that may close and moderate any room.
     pub admin_users: Vec<String>,
     /// Frames queued for one connection before it counts as too slow and is dropped.
     pub send_queue: usize,
@@ -32,6 +32,14 @@ pub struct ChatConfig {
     pub max_frame_bytes: usize,
 }
 
+impl ChatConfig {
+    /// Whether this user moderates a room created by `creator`: its creator, or an admin
+    /// named in config by user id or username.
+    pub fn may_moderate(&self, creator: &str, user_id: &str, username: &str) -> bool {
+        creator == user_id || self.admin_users.iter().any(|a| a == user_id || a.eq_ignore_ascii_case(username))
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
@@ -41,6 +49,8 @@ pub struct AppState {
     pub fanout: Arc<Fanout>,
     pub users: Arc<Usernames>,
     pub chat: Arc<ChatConfig>,
+    /// Moderation and report writes per user (see `moderation`).
+    pub moderation_limit: Arc<Option<liner_shared::rate::KeyedLimit<String>>>,
     /// Cancelled when the service stops: every session closes with 1001.
     pub shutdown: CancellationToken,
     /// Sessions, so that stopping can wait for their close frames.

@@ -62,30 +62,39 @@ impl Usernames {
     /// The user's current username, else (review service away) the token's, else the
     /// user id; [`UnknownUser`] when the review service says the user does not exist.
     pub async fn resolve(&self, claims: &Claims) -> Result<String, UnknownUser> {
-        let fallback = if claims.name.is_empty() { claims.sub.clone() } else { claims.name.clone() };
-        if let Some(hit) = self.cache.get(&claims.sub) {
-            return hit.ok_or(UnknownUser);
+        match self.lookup(&claims.sub).await {
+            Some(Some(name)) => Ok(name),
+            Some(None) => Err(UnknownUser),
+            None if claims.name.is_empty() => Ok(claims.sub.clone()),
+            None => Ok(claims.name.clone()),
+        }
+    }
+
+    /// A user's current username: `Some(None)` when the review service says there is no
+    /// such user, `None` when it cannot be asked now.
+    pub async fn lookup(&self, user_id: &str) -> Option<Option<String>> {
+        if let Some(hit) = self.cache.get(user_id) {
+            return Some(hit);
         }
         // Ids are ours (the token is signed), but keep the URL well-formed regardless.
-        let id_ok =
-            !claims.sub.is_empty() && claims.sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let id_ok = !user_id.is_empty() && user_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !id_ok || self.is_backing_off() {
-            return Ok(fallback);
+            return None;
         }
         let Some(base) = self.review.pick() else {
             tracing::debug!("no review instance known yet; using the token's name");
-            return Ok(fallback);
+            return None;
         };
-        let url = format!("{base}/api/users-reviews/users/profile/{}", claims.sub);
+        let url = format!("{base}/api/users-reviews/users/profile/{user_id}");
         match self.fetch(&url).await {
             Ok(found) => {
-                self.cache.insert(claims.sub.clone(), found.clone());
-                found.ok_or(UnknownUser)
+                self.cache.insert(user_id.to_owned(), found.clone());
+                Some(found)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "review service unreachable for username lookups; using token names");
                 *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + BACKOFF);
-                Ok(fallback)
+                None
             }
         }
     }

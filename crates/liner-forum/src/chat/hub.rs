@@ -16,20 +16,35 @@ use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::broadcast;
 
+use super::protocol::ServerFrame;
+use crate::rooms::model::EventKind;
+use crate::rooms::store::StoredMessage;
+
 /// Ring size of a room's channel; a member further behind than this refills from the database.
 const ROOM_CHANNEL_CAPACITY: usize = 4096;
 
 /// What the hub carries to the members of a room.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// A stored message; `frame` is the serialised `message` frame.
-    Message { seq: i64, frame: Utf8Bytes },
+    /// A row of the room's sequenced log (a message or a room event); `frame` is its
+    /// serialised frame; `kick` the user whose connections it closes.
+    Message { seq: i64, frame: Utf8Bytes, kick: Option<Arc<str>> },
     /// A serialised `presence` frame.
     Presence { frame: Utf8Bytes },
+    /// A serialised `typing` frame of `user_id` (not sent back to that user).
+    Typing { user_id: Arc<str>, frame: Utf8Bytes },
     /// The room was closed.
     Closed,
     /// Messages up to `upto` may not have arrived through the fan-out: read them from the database.
     Resync { upto: i64 },
+}
+
+impl Event {
+    /// The event of a stored row of the log.
+    pub fn stored(m: &StoredMessage) -> Self {
+        let kick = (m.kind == EventKind::Kick).then(|| Arc::from(m.target_id.as_deref().unwrap_or_default()));
+        Event::Message { seq: m.seq, frame: ServerFrame::from(m).to_text(), kick }
+    }
 }
 
 pub struct RoomSlot {
@@ -102,7 +117,7 @@ impl Hub {
                     return;
                 }
             }
-            Event::Presence { .. } => {}
+            Event::Presence { .. } | Event::Typing { .. } => {}
         }
         let _ = slot.tx.send(event);
     }
@@ -154,7 +169,7 @@ mod tests {
         let mut a = hub.join("r");
         let b = hub.join("r");
         assert_eq!(hub.local_count("r"), 2);
-        hub.deliver("r", Event::Message { seq: 1, frame: "x".into() });
+        hub.deliver("r", Event::Message { seq: 1, frame: "x".into(), kick: None });
         assert!(matches!(a.rx.recv().await, Ok(Event::Message { seq: 1, .. })));
         drop(b);
         assert_eq!(hub.local_count("r"), 1);

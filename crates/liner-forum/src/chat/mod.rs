@@ -8,6 +8,7 @@
 //! from using a visitor's browser to open a chat socket (browsers always send Origin
 //! on WebSocket requests; non-browser clients usually send none and are let through).
 
+pub mod actions;
 pub mod fanout;
 pub mod hub;
 pub mod protocol;
@@ -52,22 +53,36 @@ pub struct ConnectQuery {
 
 /// Join a room's live chat (WebSocket upgrade).
 ///
-/// Client → server text frames: `{"roomId", "message", "userId"?, "clientMsgId"?}`
-/// (message 1–2,000 characters; frames above 16 KiB close the connection with 1009).
+/// Client → server text frames (told apart by `type`; absent means `message`):
+/// - `{"roomId", "message", "userId"?, "clientMsgId"?}` — a message (1–2,000 characters;
+///   frames above 16 KiB close the connection with 1009);
+/// - `{"type":"edit","roomId","messageId","message","clientMsgId"?}` — the author rewrites
+///   their message, within 15 minutes of sending it; acked like a message;
+/// - `{"type":"typing","roomId"}` — passed on to the others at most once per 3 s, never stored.
 ///
 /// Server → client text frames:
-/// - `{"type":"message","id","seq","roomId","userId","username","message","sentAt"}` — every
-///   message of the room in seq order, exactly once (own messages included);
+/// - `{"type":"message","id","seq","roomId","userId","username","message","sentAt","editedAt","deleted"}` — every
+///   message of the room in seq order, exactly once (own messages included); a deleted one
+///   (replayed) has `deleted: true` and an empty `message`;
+/// - room events, sequenced with the messages (same `seq` counter, same order, replayed by
+///   `since`), each with `{"id","seq","roomId","userId","username","sentAt"}` (the author of an
+///   edit, the moderator of the rest) and: `{"type":"edit","messageId","message"}`,
+///   `{"type":"delete","messageId"}` (now a tombstone), `{"type":"mute","target":{"userId","username"},"until"}`,
+///   `{"type":"unmute","target"}`, `{"type":"kick","target"}`, `{"type":"slowmode","seconds"}`;
+/// - `{"type":"typing","roomId","userId","username"}` — not sequenced, best effort;
 /// - `{"type":"ack","clientMsgId","id","seq"}` — stored; a retry with the same clientMsgId gets the same ack;
-/// - `{"type":"error","code","message","clientMsgId"?}` — codes `bad_frame`, `missing_field`,
-///   `invalid_message`, `message_too_long`, `invalid_client_msg_id`, `wrong_room`, `wrong_user`,
-///   `rate_limited`, `room_closed`, `unavailable`; the connection stays open;
+/// - `{"type":"error","code","message","clientMsgId"?,"retryAfter"?}` — codes `bad_frame`, `missing_field`,
+///   `invalid_message`, `message_too_long`, `invalid_client_msg_id`, `invalid_message_id`, `wrong_room`,
+///   `wrong_user`, `rate_limited`, `room_closed`, `unavailable`, `muted` and `slow_mode` (with
+///   `retryAfter` seconds), `message_not_found`, `not_author`, `edit_window_closed`,
+///   `message_deleted`; the connection stays open;
 /// - `{"type":"presence","joined"|"left":{"userId","username"},"online"}`;
 /// - `{"type":"closed"}` then close code 4410 when the room is closed.
 ///
 /// Close codes: 1001 server stopping, 1008 continued abuse (bad or rate-limited frames),
-/// 1007 text frame not UTF-8, 1009 frame too large, 4008 too slow to read (send queue full), 4408 idle (no frame or
-/// pong for the idle timeout), 4410 room closed. Reconnect with `since=<last seq>` to resume.
+/// 1007 text frame not UTF-8, 1009 frame too large, 4008 too slow to read (send queue full),
+/// 4403 kicked by a moderator (after the `kick` frame; connecting again is allowed), 4408 idle
+/// (no frame or pong for the idle timeout), 4410 room closed. Reconnect with `since=<last seq>` to resume.
 #[utoipa::path(get, path = "/connect", tag = "chat", params(ConnectQuery), security(("bearer" = [])),
     responses((status = 101, description = "switching to the WebSocket protocol"),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
@@ -105,7 +120,8 @@ async fn upgrade(state: AppState, req: Request) -> Result<Response, ApiError> {
         return Err(ForumError::RoomClosed.into());
     }
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|_| ForumError::NotWebSocket)?;
-    let conn = session::Conn { room_id, user_id: claims.sub, username, since: query.since };
+    let moderator = state.chat.may_moderate(&room.created_by, &claims.sub, &username);
+    let conn = session::Conn { room_id, user_id: claims.sub, username, since: query.since, moderator };
     let max = state.chat.max_frame_bytes;
     let sessions = state.sessions.clone();
     // tungstenite zero-fills its whole read buffer (128 KiB by default) before the

@@ -1,36 +1,63 @@
-//! WebSocket frames, exactly as `API.md` fixes them, and the parsing of client frames.
+//! WebSocket frames, exactly as `API.md` fixes them (plus the frames issue 12 adds),
+//! and the parsing of client frames.
+//!
+//! Client frames are told apart by `type`: absent or `"message"` (a chat line, the
+//! original frame), `"edit"` (the author rewrites a message) and `"typing"`.
 //!
 //! Parsing never fails the connection: every problem becomes a `(code, message)` pair
 //! that the session sends back as an `error` frame. Codes are stable snake_case:
-//! `bad_frame` (not JSON, not an object, binary, wrong field type), `missing_field`,
-//! `invalid_message` (blank), `message_too_long`, `invalid_client_msg_id`,
-//! `wrong_room`, `wrong_user`, `rate_limited`, `room_closed`, `unavailable`.
+//! `bad_frame` (not JSON, not an object, binary, wrong field type, unknown type),
+//! `missing_field`, `invalid_message` (blank), `message_too_long`,
+//! `invalid_client_msg_id`, `invalid_message_id`, `wrong_room`, `wrong_user`,
+//! `rate_limited`, `room_closed`, `unavailable`, and for sends and edits that the room
+//! refuses: `muted`, `slow_mode` (both with `retryAfter` seconds), `message_not_found`,
+//! `not_author`, `edit_window_closed`, `message_deleted`.
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::rooms::model::MessageView;
+use crate::rooms::model::{EventKind, MessageView};
+use crate::rooms::store::StoredMessage;
 
 /// Longest message, in characters (Unicode scalar values).
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Longest client message id, in characters.
 pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
+/// Longest message id a client may name, in characters (ours are 36).
+const MAX_MESSAGE_ID_CHARS: usize = 64;
 
-/// What a client sends: `{"userId", "roomId", "message", "clientMsgId"?}`.
+/// What a client sends: `{"type"?, "userId"?, "roomId", "message"?, "messageId"?, "clientMsgId"?}`.
 /// `userId` may be left out (it is the token's subject either way).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawClientFrame {
+    #[serde(rename = "type")]
+    kind: Option<String>,
     user_id: Option<String>,
     room_id: Option<String>,
     message: Option<String>,
+    message_id: Option<String>,
 }
 
-/// A client frame that passed every check.
+/// A chat line that passed every check.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Send {
     pub message: String,
     pub client_msg_id: Option<String>,
+}
+
+/// A client frame that passed every check.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientFrame {
+    Send(Send),
+    /// The author's new text for one of their messages.
+    Edit {
+        message_id: String,
+        message: String,
+        client_msg_id: Option<String>,
+    },
+    /// The member is typing (forwarded, throttled, never stored).
+    Typing,
 }
 
 /// A refused client frame: the `error` frame to answer with.
@@ -39,16 +66,23 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
     pub client_msg_id: Option<String>,
+    /// Seconds until the same frame may succeed (mutes, slow mode).
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
     pub fn new(code: &'static str, message: impl Into<String>, client_msg_id: Option<String>) -> Self {
-        Self { code, message: message.into(), client_msg_id }
+        Self { code, message: message.into(), client_msg_id, retry_after: None }
+    }
+
+    pub fn retry_after_ms(mut self, ms: i64) -> Self {
+        self.retry_after = Some(u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000).max(1));
+        self
     }
 }
 
 /// Parses and checks one text frame from `user_id`, connected to `room_id`.
-pub fn parse_client_frame(text: &str, room_id: &str, user_id: &str) -> Result<Send, Refusal> {
+pub fn parse_client_frame(text: &str, room_id: &str, user_id: &str) -> Result<ClientFrame, Refusal> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|_| Refusal::new("bad_frame", "frame is not valid JSON", None))?;
     if !value.is_object() {
@@ -80,15 +114,35 @@ pub fn parse_client_frame(text: &str, room_id: &str, user_id: &str) -> Result<Se
     if raw.user_id.as_deref().is_some_and(|u| u != user_id) {
         return Err(refuse("wrong_user", "userId is not the token's user"));
     }
-    let Some(message) = raw.message else { return Err(refuse("missing_field", "message is required")) };
-    let len = message.chars().count();
-    if len > MAX_MESSAGE_CHARS {
-        return Err(refuse("message_too_long", "message must be at most 2000 characters"));
+    match raw.kind.as_deref() {
+        None | Some("message") => {
+            let message = checked_text(raw.message).map_err(|(code, m)| refuse(code, m))?;
+            Ok(ClientFrame::Send(Send { message, client_msg_id }))
+        }
+        Some("edit") => {
+            let Some(message_id) = raw.message_id else { return Err(refuse("missing_field", "messageId is required")) };
+            let len = message_id.chars().count();
+            if len == 0 || len > MAX_MESSAGE_ID_CHARS || message_id.chars().any(char::is_control) {
+                return Err(refuse("invalid_message_id", "messageId must be 1 to 64 printable characters"));
+            }
+            let message = checked_text(raw.message).map_err(|(code, m)| refuse(code, m))?;
+            Ok(ClientFrame::Edit { message_id, message, client_msg_id })
+        }
+        Some("typing") => Ok(ClientFrame::Typing),
+        Some(_) => Err(refuse("bad_frame", "type must be message, edit or typing")),
+    }
+}
+
+/// A message's text: present, 1–2,000 characters, not blank.
+fn checked_text(message: Option<String>) -> Result<String, (&'static str, &'static str)> {
+    let Some(message) = message else { return Err(("missing_field", "message is required")) };
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(("message_too_long", "message must be at most 2000 characters"));
     }
     if message.trim().is_empty() {
-        return Err(refuse("invalid_message", "message must be 1 to 2000 characters and not blank"));
+        return Err(("invalid_message", "message must be 1 to 2000 characters and not blank"));
     }
-    Ok(Send { message, client_msg_id })
+    Ok(message)
 }
 
 #[derive(Debug, Serialize)]
@@ -98,11 +152,68 @@ pub struct UserRef {
     pub username: String,
 }
 
+/// What every sequenced room event frame carries: its own id and seq, and who did it
+/// (the author of an edit, the moderator of a moderation event) when.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventHead {
+    pub id: String,
+    pub seq: i64,
+    pub room_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub sent_at: String,
+}
+
 /// Everything the server sends, tagged by `type`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase", rename_all_fields = "camelCase")]
 pub enum ServerFrame {
     Message(MessageView),
+    /// The author edited `messageId`; `message` is its new text.
+    Edit {
+        #[serde(flatten)]
+        head: EventHead,
+        message_id: String,
+        message: String,
+    },
+    /// `messageId` is now a tombstone.
+    Delete {
+        #[serde(flatten)]
+        head: EventHead,
+        message_id: String,
+    },
+    /// `target` may not send (or edit) until `until`.
+    Mute {
+        #[serde(flatten)]
+        head: EventHead,
+        target: UserRef,
+        until: String,
+    },
+    Unmute {
+        #[serde(flatten)]
+        head: EventHead,
+        target: UserRef,
+    },
+    /// `target`'s connections to the room are closed (4403).
+    Kick {
+        #[serde(flatten)]
+        head: EventHead,
+        target: UserRef,
+    },
+    /// Slow mode is now `seconds` (0: off).
+    #[serde(rename = "slowmode")]
+    SlowMode {
+        #[serde(flatten)]
+        head: EventHead,
+        seconds: i64,
+    },
+    /// Not stored, not sequenced: `userId` is typing.
+    Typing {
+        room_id: String,
+        user_id: String,
+        username: String,
+    },
     Ack {
         client_msg_id: Option<String>,
         id: String,
@@ -113,6 +224,8 @@ pub enum ServerFrame {
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     Presence {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,7 +248,46 @@ impl ServerFrame {
 
 impl From<Refusal> for ServerFrame {
     fn from(r: Refusal) -> Self {
-        ServerFrame::Error { code: r.code, message: r.message, client_msg_id: r.client_msg_id }
+        ServerFrame::Error {
+            code: r.code,
+            message: r.message,
+            client_msg_id: r.client_msg_id,
+            retry_after: r.retry_after,
+        }
+    }
+}
+
+impl From<&StoredMessage> for ServerFrame {
+    /// The frame of a row of the room's log, live or replayed.
+    fn from(m: &StoredMessage) -> Self {
+        let head = || EventHead {
+            id: m.id.clone(),
+            seq: m.seq,
+            room_id: m.room_id.clone(),
+            user_id: m.user_id.clone(),
+            username: m.username.clone(),
+            sent_at: liner_shared::rfc3339(m.sent_at),
+        };
+        let target_id = m.target_id.clone().unwrap_or_default();
+        let target = || UserRef {
+            user_id: target_id.clone(),
+            username: m.target_name.clone().unwrap_or_else(|| target_id.clone()),
+        };
+        match m.kind {
+            EventKind::Message => ServerFrame::Message(m.view()),
+            EventKind::Edit => {
+                ServerFrame::Edit { head: head(), message_id: target_id.clone(), message: m.body.clone() }
+            }
+            EventKind::Delete => ServerFrame::Delete { head: head(), message_id: target_id.clone() },
+            EventKind::Mute => ServerFrame::Mute {
+                head: head(),
+                target: target(),
+                until: liner_shared::rfc3339(m.amount.unwrap_or(m.sent_at)),
+            },
+            EventKind::Unmute => ServerFrame::Unmute { head: head(), target: target() },
+            EventKind::Kick => ServerFrame::Kick { head: head(), target: target() },
+            EventKind::SlowMode => ServerFrame::SlowMode { head: head(), seconds: m.amount.unwrap_or(0) },
+        }
     }
 }
 
@@ -150,9 +302,24 @@ mod tests {
     #[test]
     fn good_frames_pass() {
         let ok = parse_client_frame(r#"{"userId":"u1","roomId":"r1","message":"hi","clientMsgId":"c1"}"#, "r1", "u1");
-        assert_eq!(ok, Ok(Send { message: "hi".into(), client_msg_id: Some("c1".into()) }));
-        let ok = parse_client_frame(r#"{"roomId":"r1","message":"hi"}"#, "r1", "u1");
-        assert_eq!(ok, Ok(Send { message: "hi".into(), client_msg_id: None }));
+        assert_eq!(ok, Ok(ClientFrame::Send(Send { message: "hi".into(), client_msg_id: Some("c1".into()) })));
+        let ok = parse_client_frame(r#"{"type":"message","roomId":"r1","message":"hi"}"#, "r1", "u1");
+        assert_eq!(ok, Ok(ClientFrame::Send(Send { message: "hi".into(), client_msg_id: None })));
+        let ok = parse_client_frame(r#"{"type":"edit","roomId":"r1","messageId":"m","message":"yo"}"#, "r1", "u1");
+        let edit = ClientFrame::Edit { message_id: "m".into(), message: "yo".into(), client_msg_id: None };
+        assert_eq!(ok, Ok(edit));
+        assert_eq!(parse_client_frame(r#"{"type":"typing","roomId":"r1"}"#, "r1", "u1"), Ok(ClientFrame::Typing));
+    }
+
+    #[test]
+    fn new_frame_types_are_checked_like_messages() {
+        assert_eq!(code(r#"{"type":"shout","roomId":"r1","message":"x"}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"typing","roomId":"r2"}"#), "wrong_room");
+        assert_eq!(code(r#"{"type":"edit","roomId":"r1","message":"x"}"#), "missing_field");
+        assert_eq!(code(r#"{"type":"edit","roomId":"r1","messageId":"","message":"x"}"#), "invalid_message_id");
+        assert_eq!(code(r#"{"type":"edit","roomId":"r1","messageId":"m","message":" "}"#), "invalid_message");
+        let long = format!(r#"{{"type":"edit","roomId":"r1","messageId":"m","message":"{}"}}"#, "x".repeat(2001));
+        assert_eq!(code(&long), "message_too_long");
     }
 
     #[test]
@@ -184,5 +351,19 @@ mod tests {
         };
         assert_eq!(p.to_text().as_str(), r#"{"type":"presence","joined":{"userId":"u","username":"n"},"online":2}"#);
         assert_eq!(ServerFrame::Closed.to_text().as_str(), r#"{"type":"closed"}"#);
+        let refusal = Refusal::new("slow_mode", "wait", None).retry_after_ms(1500);
+        let text = ServerFrame::from(refusal).to_text();
+        assert_eq!(text.as_str(), r#"{"type":"error","code":"slow_mode","message":"wait","retryAfter":2}"#);
+        let head = EventHead {
+            id: "e".into(),
+            seq: 7,
+            room_id: "r".into(),
+            user_id: "u".into(),
+            username: "n".into(),
+            sent_at: "t".into(),
+        };
+        let slow = ServerFrame::SlowMode { head, seconds: 10 }.to_text();
+        let want = r#"{"type":"slowmode","id":"e","seq":7,"roomId":"r","userId":"u","username":"n","sentAt":"t","seconds":10}"#;
+        assert_eq!(slow.as_str(), want);
     }
 }

@@ -57,19 +57,41 @@ fn online_key(replica: &str) -> String {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Wire {
-    Message { origin: String, seq: i64, frame: String },
-    Presence { origin: String, frame: String },
-    Closed { origin: String },
+    Message {
+        origin: String,
+        seq: i64,
+        frame: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kick: Option<String>,
+    },
+    Presence {
+        origin: String,
+        frame: String,
+    },
+    Typing {
+        origin: String,
+        user_id: String,
+        frame: String,
+    },
+    Closed {
+        origin: String,
+    },
 }
 
 impl Wire {
     fn from_event(origin: &str, event: &Event) -> Option<Self> {
         let origin = origin.to_owned();
         match event {
-            Event::Message { seq, frame } => {
-                Some(Wire::Message { origin, seq: *seq, frame: frame.as_str().to_owned() })
-            }
+            Event::Message { seq, frame, kick } => Some(Wire::Message {
+                origin,
+                seq: *seq,
+                frame: frame.as_str().to_owned(),
+                kick: kick.as_deref().map(str::to_owned),
+            }),
             Event::Presence { frame } => Some(Wire::Presence { origin, frame: frame.as_str().to_owned() }),
+            Event::Typing { user_id, frame } => {
+                Some(Wire::Typing { origin, user_id: user_id.to_string(), frame: frame.as_str().to_owned() })
+            }
             Event::Closed => Some(Wire::Closed { origin }),
             Event::Resync { .. } => None,
         }
@@ -77,14 +99,22 @@ impl Wire {
 
     fn origin(&self) -> &str {
         match self {
-            Wire::Message { origin, .. } | Wire::Presence { origin, .. } | Wire::Closed { origin } => origin,
+            Wire::Message { origin, .. }
+            | Wire::Presence { origin, .. }
+            | Wire::Typing { origin, .. }
+            | Wire::Closed { origin } => origin,
         }
     }
 
     fn into_event(self) -> Event {
         match self {
-            Wire::Message { seq, frame, .. } => Event::Message { seq, frame: Utf8Bytes::from(frame) },
+            Wire::Message { seq, frame, kick, .. } => {
+                Event::Message { seq, frame: Utf8Bytes::from(frame), kick: kick.map(Arc::from) }
+            }
             Wire::Presence { frame, .. } => Event::Presence { frame: Utf8Bytes::from(frame) },
+            Wire::Typing { user_id, frame, .. } => {
+                Event::Typing { user_id: Arc::from(user_id), frame: Utf8Bytes::from(frame) }
+            }
             Wire::Closed { .. } => Event::Closed,
         }
     }

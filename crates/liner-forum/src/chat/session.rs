@@ -24,10 +24,16 @@
 //!
 //! Close codes: 1000 normal, 1001 server stopping, 1002 protocol error, 1007 text frame
 //! not UTF-8, 1008 too many bad or rate-limited frames, 1009 frame too large, 1011
-//! database unavailable, 4008 too slow, 4408 idle timeout, 4410 room closed.
+//! database unavailable, 4008 too slow, 4403 kicked by a moderator, 4408 idle timeout,
+//! 4410 room closed.
+//!
+//! A kick is a row of the room's log like any other: every member's delivery sees it in
+//! order, on every replica, and the kicked user's connections close after sending it.
+//! Only a kick stored after the connection began counts (a replay with `since` shows
+//! earlier kicks without acting on them), so a kicked user may come back.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -38,9 +44,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::actions::Actions;
 use super::hub::Event;
-use super::protocol::{self, Refusal, ServerFrame, UserRef};
-use crate::rooms::store::{self, Appended, NewMessage};
+use super::protocol::{Refusal, ServerFrame, UserRef};
+use crate::rooms::store;
 use crate::state::AppState;
 
 /// How long an out-of-order message waits for the missing ones before the database is read.
@@ -67,6 +74,7 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_INTERNAL: u16 = 1011;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 pub const CLOSE_IDLE: u16 = 4408;
+pub const CLOSE_KICKED: u16 = 4403;
 pub const CLOSE_ROOM_CLOSED: u16 = 4410;
 
 /// Who is connected to which room, decided before the upgrade.
@@ -76,6 +84,8 @@ pub struct Conn {
     pub user_id: String,
     pub username: String,
     pub since: Option<i64>,
+    /// The room's creator or a configured admin: never muted or slowed.
+    pub moderator: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,13 +97,13 @@ struct Close {
 }
 
 /// The connection's shared stop switch; the first close reason wins.
-struct Ctl {
+pub(super) struct Ctl {
     token: CancellationToken,
     close: Mutex<Option<Close>>,
 }
 
 impl Ctl {
-    fn close(&self, code: u16, reason: &'static str, flush: bool) {
+    pub(super) fn close(&self, code: u16, reason: &'static str, flush: bool) {
         let mut slot = self.close.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(Close { code, reason, flush });
@@ -204,7 +214,7 @@ fn close_for_read_error(e: axum::Error) -> (u16, &'static str) {
 }
 
 /// Queues a live frame without waiting; a full queue means the member is too slow.
-fn push(tx: &mpsc::Sender<Message>, ctl: &Ctl, frame: Utf8Bytes) -> bool {
+pub(super) fn push(tx: &mpsc::Sender<Message>, ctl: &Ctl, frame: Utf8Bytes) -> bool {
     match tx.try_send(Message::Text(frame)) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
@@ -263,6 +273,7 @@ async fn read_frames(
     // No rate configured (0) means no limit; strikes always have one.
     let rate = liner_shared::rate::direct(state.chat.rate_per_sec, state.chat.rate_burst);
     let strikes = liner_shared::rate::direct(STRIKES_FORGIVEN_PER_SEC, MAX_STRIKES);
+    let mut actions = Actions::default();
     loop {
         let next = tokio::select! {
             _ = ctl.token.cancelled() => return,
@@ -282,7 +293,7 @@ async fn read_frames(
             Message::Text(_) | Message::Binary(_) if rate.as_ref().is_some_and(|r| r.check().is_err()) => {
                 Some((Refusal::new("rate_limited", "too many messages; slow down", None), true))
             }
-            Message::Text(text) => handle_text(text.as_str(), &tx, ctl, state, conn).await,
+            Message::Text(text) => actions.handle(text.as_str(), &tx, ctl, state, conn).await,
             Message::Binary(_) => {
                 Some((Refusal::new("bad_frame", "binary frames are not supported; send JSON text frames", None), true))
             }
@@ -306,77 +317,29 @@ async fn read_frames(
     }
 }
 
-/// Stores one client message; returns the refusal to send (and whether it is a strike).
-async fn handle_text(
-    text: &str,
-    tx: &mpsc::Sender<Message>,
-    ctl: &Ctl,
-    state: &AppState,
-    conn: &Conn,
-) -> Option<(Refusal, bool)> {
-    let send = match protocol::parse_client_frame(text, &conn.room_id, &conn.user_id) {
-        Ok(send) => send,
-        Err(refusal) => return Some((refusal, true)),
-    };
-    let appended = store::append(
-        &state.db,
-        &state.writes,
-        NewMessage {
-            room_id: &conn.room_id,
-            user_id: &conn.user_id,
-            username: &conn.username,
-            client_msg_id: send.client_msg_id.as_deref(),
-            body: &send.message,
-        },
-    )
-    .await;
-    match appended {
-        Ok(Appended::Stored(m)) => {
-            metrics::counter!("forum_messages_stored_total").increment(1);
-            let ack = ServerFrame::Ack { client_msg_id: send.client_msg_id, id: m.id.clone(), seq: m.seq };
-            push(tx, ctl, ack.to_text());
-            let frame = ServerFrame::Message(m.view()).to_text();
-            state.fanout.publish(&conn.room_id, Event::Message { seq: m.seq, frame }).await;
-            None
-        }
-        Ok(Appended::Duplicate { id, seq }) => {
-            push(tx, ctl, ServerFrame::Ack { client_msg_id: send.client_msg_id, id, seq }.to_text());
-            None
-        }
-        Ok(Appended::RoomClosed) => {
-            Some((Refusal::new("room_closed", "the room is closed", send.client_msg_id), false))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, room_id = %conn.room_id, "message not stored");
-            Some((
-                Refusal::new("unavailable", "message not stored; retry with the same clientMsgId", send.client_msg_id),
-                false,
-            ))
-        }
-    }
-}
+/// A row of the log waiting in the reorder buffer: its frame, and whom it kicks.
+type Held = (Utf8Bytes, Option<Arc<str>>);
 
 /// The member's delivery position (see the module doc).
 struct Cursor {
     last: i64,
-    pending: BTreeMap<i64, Utf8Bytes>,
+    pending: BTreeMap<i64, Held>,
     fill_at: Option<Instant>,
+    user_id: String,
+    /// The room's last seq when the connection began: only later kicks act.
+    live_from: i64,
 }
 
 impl Cursor {
-    /// A live message; false when the connection must end.
-    fn on_message(&mut self, seq: i64, frame: Utf8Bytes, tx: &mpsc::Sender<Message>, ctl: &Ctl) -> bool {
+    /// A live row of the log; false when the connection must end.
+    fn on_message(&mut self, seq: i64, held: Held, tx: &mpsc::Sender<Message>, ctl: &Ctl) -> bool {
         if seq <= self.last || self.pending.contains_key(&seq) {
             return true;
         }
         if seq == self.last + 1 {
-            if !push(tx, ctl, frame) {
-                return false;
-            }
-            self.last = seq;
-            return self.drain(tx, ctl);
+            return self.sent(seq, push(tx, ctl, held.0), held.1.as_deref(), ctl) && self.drain(tx, ctl);
         }
-        self.pending.insert(seq, frame);
+        self.pending.insert(seq, held);
         if self.pending.len() > MAX_PENDING {
             self.fill_at = Some(Instant::now());
         } else if self.fill_at.is_none() {
@@ -385,13 +348,26 @@ impl Cursor {
         true
     }
 
-    /// Sends buffered messages that are now next in line.
+    /// After queueing row `seq` (`queued`): advances, and ends the connection when the
+    /// row kicks this member; false when the connection must end.
+    fn sent(&mut self, seq: i64, queued: bool, kick: Option<&str>, ctl: &Ctl) -> bool {
+        if !queued {
+            return false;
+        }
+        self.last = seq;
+        if kick == Some(self.user_id.as_str()) && seq > self.live_from {
+            ctl.close(CLOSE_KICKED, "kicked from the room by a moderator", true);
+            return false;
+        }
+        true
+    }
+
+    /// Sends buffered rows that are now next in line.
     fn drain(&mut self, tx: &mpsc::Sender<Message>, ctl: &Ctl) -> bool {
-        while let Some(frame) = self.pending.remove(&(self.last + 1)) {
-            if !push(tx, ctl, frame) {
+        while let Some((frame, kick)) = self.pending.remove(&(self.last + 1)) {
+            if !self.sent(self.last + 1, push(tx, ctl, frame), kick.as_deref(), ctl) {
                 return false;
             }
-            self.last += 1;
         }
         self.pending.retain(|seq, _| *seq > self.last);
         if self.pending.is_empty() {
@@ -400,7 +376,7 @@ impl Cursor {
         true
     }
 
-    /// Reads every stored message after `last` and sends it; false when the connection must end.
+    /// Reads every stored row after `last` and sends it; false when the connection must end.
     /// A database failure is retried a second later (nothing is skipped meanwhile).
     async fn fill(&mut self, tx: &mpsc::Sender<Message>, ctl: &Ctl, state: &AppState, room_id: &str) -> bool {
         loop {
@@ -418,10 +394,10 @@ impl Cursor {
                     continue;
                 }
                 self.pending.remove(&m.seq);
-                if !push_wait(tx, ctl, ServerFrame::Message(m.view()).to_text()).await {
+                let Event::Message { frame, kick, .. } = Event::stored(&m) else { continue };
+                if !self.sent(m.seq, push_wait(tx, ctl, frame).await, kick.as_deref(), ctl) {
                     return false;
                 }
-                self.last = m.seq;
             }
             if !full_page {
                 break;
@@ -459,8 +435,13 @@ async fn delivery(
             return ctl.close(CLOSE_INTERNAL, "database unavailable; reconnect with since", false);
         }
     };
-    let mut cur =
-        Cursor { last: conn.since.map_or(db_last, |s| s.clamp(0, db_last)), pending: BTreeMap::new(), fill_at: None };
+    let mut cur = Cursor {
+        last: conn.since.map_or(db_last, |s| s.clamp(0, db_last)),
+        pending: BTreeMap::new(),
+        fill_at: None,
+        user_id: conn.user_id.clone(),
+        live_from: db_last,
+    };
     if cur.last < db_last && !cur.fill(&tx, ctl, state, &conn.room_id).await {
         return;
     }
@@ -469,8 +450,9 @@ async fn delivery(
         let keep_going = tokio::select! {
             _ = ctl.token.cancelled() => false,
             ev = rx.recv() => match ev {
-                Ok(Event::Message { seq, frame }) => cur.on_message(seq, frame, &tx, ctl),
+                Ok(Event::Message { seq, frame, kick }) => cur.on_message(seq, (frame, kick), &tx, ctl),
                 Ok(Event::Presence { frame }) => push(&tx, ctl, frame),
+                Ok(Event::Typing { user_id, frame }) => *user_id == *conn.user_id || push(&tx, ctl, frame),
                 Ok(Event::Resync { upto }) => cur.last >= upto || cur.fill(&tx, ctl, state, &conn.room_id).await,
                 Ok(Event::Closed) => {
                     // Everything stored before the close first, then the notice.

@@ -33,6 +33,7 @@ pub async fn create(
         created_at: now_millis(),
         closed_at: None,
         last_seq: 0,
+        slow_mode_secs: 0,
     };
     store::insert_room(&state.db, &row, &active_key).await?;
     tracing::info!(room_id = %row.id, key = %active_key, "room created");
@@ -87,8 +88,7 @@ pub async fn close(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let row = store::get_room(&state.db, &id).await?.ok_or(ForumError::NotFound("room"))?;
-    let is_admin = state.chat.admin_users.iter().any(|a| a == user.id());
-    if row.created_by != user.id() && !is_admin {
+    if !state.chat.may_moderate(&row.created_by, user.id(), &user.username) {
         return Err(ForumError::forbidden("forbidden", "only the room's creator or an admin may close it").into());
     }
     if store::close_room(&state.db, &id, now_millis()).await? {

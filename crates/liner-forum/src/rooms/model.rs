@@ -58,6 +58,42 @@ pub struct Room {
     pub active: bool,
     /// Connected members now, across all replicas.
     pub online: u64,
+    /// Slow mode: one message per member per this many seconds (0: off; moderators are exempt).
+    pub slow_mode_secs: i64,
+}
+
+/// What a row of a room's sequenced log is: a chat line or a room event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventKind {
+    #[default]
+    Message,
+    Edit,
+    Delete,
+    Mute,
+    Unmute,
+    Kick,
+    SlowMode,
+}
+
+impl EventKind {
+    const ALL: [Self; 7] =
+        [Self::Message, Self::Edit, Self::Delete, Self::Mute, Self::Unmute, Self::Kick, Self::SlowMode];
+
+    /// As stored, and as the frame's `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Edit => "edit",
+            Self::Delete => "delete",
+            Self::Mute => "mute",
+            Self::Unmute => "unmute",
+            Self::Kick => "kick",
+            Self::SlowMode => "slowmode",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// A stored message as the history endpoint shows it (the `message` frame minus `type`).
@@ -69,8 +105,13 @@ pub struct MessageView {
     pub room_id: String,
     pub user_id: String,
     pub username: String,
+    /// The latest text (empty once deleted).
     pub message: String,
     pub sent_at: String,
+    /// When the author last edited it (null: never).
+    pub edited_at: Option<String>,
+    /// Deleted by a moderator or its author: a tombstone, `message` empty.
+    pub deleted: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -110,6 +151,9 @@ pub fn validate_ref(field: &'static str, value: &str) -> Result<()> {
 }
 
 pub const MAX_TITLE_CHARS: usize = 100;
+
+/// How long after sending its author may edit a message.
+pub const EDIT_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 /// Checks a create request; returns (active key, title). Genre ids match case-insensitively
 /// ("Jazz" and "jazz" are one room); album ids are opaque and kept exact.

@@ -1,5 +1,13 @@
 //! Room and message storage — the forum's own database, never the review service's.
 //!
+//! The `messages` table is each room's sequenced log: chat lines and the room events
+//! that must reach every member in order and be replayed by `since` (edits, deletions,
+//! mutes, kicks, slow-mode changes; see the 0002 migration). Every row, whatever its
+//! kind, is appended by [`append`] with the room's next seq; an event's change (new
+//! text, a tombstone, a mute) is made in the same transaction, and a send that a mute
+//! or slow mode holds back is rolled back with its seq. History shows chat lines only,
+//! each as it stands now.
+//!
 //! Ordering lives here. `seq` is handed out by the database: the insert transaction
 //! starts with `UPDATE rooms SET last_seq = last_seq + 1 … RETURNING last_seq`, so
 //! - the row lock (PostgreSQL) or the single writer lock (SQLite) serialises senders of
@@ -21,10 +29,10 @@
 
 use liner_shared::config::Backend;
 use liner_shared::db::{Db, is_unique_violation};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
-use super::model::{MessageView, Room, RoomType};
+use super::model::{EventKind, MessageView, Room, RoomType};
 use crate::error::{ForumError, Result};
 
 /// A room row as stored.
@@ -39,6 +47,8 @@ pub struct RoomRow {
     pub created_at: i64,
     pub closed_at: Option<i64>,
     pub last_seq: i64,
+    /// One chat line per user per this many seconds (0: off).
+    pub slow_mode_secs: i64,
 }
 
 impl RoomRow {
@@ -56,11 +66,13 @@ impl RoomRow {
             created_by: self.created_by,
             created_at: liner_shared::rfc3339(self.created_at),
             online,
+            slow_mode_secs: self.slow_mode_secs,
         }
     }
 }
 
-const ROOM_COLUMNS: &str = "id, room_type, album_id, genre_id, title, created_by, created_at, closed_at, last_seq";
+const ROOM_COLUMNS: &str =
+    "id, room_type, album_id, genre_id, title, created_by, created_at, closed_at, last_seq, slow_mode_secs";
 
 fn room_from_row(row: &AnyRow) -> Result<RoomRow> {
     let room_type: String = row.try_get("room_type")?;
@@ -75,6 +87,7 @@ fn room_from_row(row: &AnyRow) -> Result<RoomRow> {
         created_at: row.try_get("created_at")?,
         closed_at: row.try_get("closed_at")?,
         last_seq: row.try_get("last_seq")?,
+        slow_mode_secs: row.try_get("slow_mode_secs")?,
     })
 }
 
@@ -167,19 +180,28 @@ pub async fn room_progress(db: &Db, id: &str) -> Result<Option<(i64, bool)>> {
     }
 }
 
-/// A stored chat message.
+/// A row of a room's sequenced log: a chat line, or a room event (`kind`, see the
+/// 0002 migration for what `target_id`, `target_name` and `amount` mean per kind).
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     pub id: String,
     pub room_id: String,
     pub seq: i64,
+    pub kind: EventKind,
+    /// The author of a chat line or edit; the moderator of a moderation event.
     pub user_id: String,
     pub username: String,
     pub body: String,
     pub sent_at: i64,
+    pub target_id: Option<String>,
+    pub target_name: Option<String>,
+    pub amount: Option<i64>,
+    pub edited_at: Option<i64>,
+    pub deleted_at: Option<i64>,
 }
 
 impl StoredMessage {
+    /// A chat line as history and `message` frames show it (a deleted one as a tombstone).
     pub fn view(&self) -> MessageView {
         MessageView {
             id: self.id.clone(),
@@ -187,44 +209,101 @@ impl StoredMessage {
             room_id: self.room_id.clone(),
             user_id: self.user_id.clone(),
             username: self.username.clone(),
-            message: self.body.clone(),
+            message: if self.deleted_at.is_some() { String::new() } else { self.body.clone() },
             sent_at: liner_shared::rfc3339(self.sent_at),
+            edited_at: self.edited_at.map(liner_shared::rfc3339),
+            deleted: self.deleted_at.is_some(),
         }
     }
 }
 
-const MESSAGE_COLUMNS: &str = "id, room_id, seq, user_id, username, body, sent_at";
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, room_id, seq, kind, user_id, username, body, sent_at, target_id, target_name, amount, edited_at, deleted_at";
 
-fn message_from_row(row: &AnyRow) -> Result<StoredMessage> {
+pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage> {
+    let kind: String = row.try_get("kind")?;
     Ok(StoredMessage {
         id: row.try_get("id")?,
         room_id: row.try_get("room_id")?,
         seq: row.try_get("seq")?,
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| ForumError::Internal(anyhow::anyhow!("bad message kind {kind:?} in database")))?,
         user_id: row.try_get("user_id")?,
         username: row.try_get("username")?,
         body: row.try_get("body")?,
         sent_at: row.try_get("sent_at")?,
+        target_id: row.try_get("target_id")?,
+        target_name: row.try_get("target_name")?,
+        amount: row.try_get("amount")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted_at: row.try_get("deleted_at")?,
     })
 }
 
-/// What appending a message did.
+/// Why a member may not post right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Muted in this room until then (unix ms).
+    Muted { until: i64 },
+    /// Slow mode: the member's next chat line is allowed in this many ms.
+    SlowMode { retry_after_ms: i64 },
+}
+
+/// What appending to the log did.
 #[derive(Debug)]
 pub enum Appended {
     /// Newly stored.
-    Stored(StoredMessage),
+    Stored(Box<StoredMessage>),
     /// The same (user, clientMsgId) was stored before: its id and seq.
     Duplicate { id: String, seq: i64 },
     /// The room is closed (or gone).
     RoomClosed,
+    /// Refused: the member is muted or in slow mode.
+    Held(Hold),
+    /// The event's change found nothing to change (the message is gone, deleted, past
+    /// its edit window, or the user not muted): nothing stored.
+    NoChange,
 }
 
-/// A message to append.
+/// What an event changes besides adding its row, in the same transaction.
+#[derive(Debug, Default)]
+pub enum Effect<'a> {
+    #[default]
+    None,
+    /// The author's message gets this text, if sent at or after `not_before` and not deleted.
+    Edit {
+        message_id: &'a str,
+        not_before: i64,
+    },
+    /// The message becomes a tombstone; its text leaves the log (edits included).
+    Delete {
+        message_id: &'a str,
+    },
+    /// The user is muted until `until` (unix ms).
+    Mute {
+        until: i64,
+    },
+    Unmute,
+    SlowMode {
+        secs: i64,
+    },
+}
+
+/// A row to append: a chat line (the default kind) or a room event.
+#[derive(Debug, Default)]
 pub struct NewMessage<'a> {
     pub room_id: &'a str,
+    pub kind: EventKind,
     pub user_id: &'a str,
     pub username: &'a str,
     pub client_msg_id: Option<&'a str>,
     pub body: &'a str,
+    pub target_id: Option<&'a str>,
+    pub target_name: Option<&'a str>,
+    pub amount: Option<i64>,
+    /// Moderators are neither muted nor slowed.
+    pub moderator: bool,
+    pub effect: Effect<'a>,
 }
 
 pub async fn find_by_client_id(
@@ -245,13 +324,162 @@ pub async fn find_by_client_id(
     }
 }
 
+/// One row of the log by id (any kind), in its room.
+pub async fn get_message(db: &Db, room_id: &str, id: &str) -> Result<Option<StoredMessage>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND room_id = $2"));
+    let row = sqlx::query(sql).bind(id).bind(room_id).fetch_optional(&db.pool).await?;
+    row.as_ref().map(message_from_row).transpose()
+}
+
 /// The in-process queue of SQLite message writers (see the module doc); one per service
 /// instance (a process-wide static would tie together instances on different runtimes,
 /// as in tests).
 #[derive(Debug, Default)]
 pub struct WriteQueue(tokio::sync::Mutex<()>);
 
-/// Stores a message with the room's next seq (see the module doc), idempotently per clientMsgId.
+/// The seq handed out, and the room's rules a sender is held to.
+struct Next {
+    seq: i64,
+    slow_mode_secs: i64,
+    mutes_until: i64,
+}
+
+/// Takes the room's next seq (see the module doc); None when the room is closed or gone.
+async fn next_seq(tx: &mut Transaction<'_, Any>, room_id: &str) -> Result<Option<Next>> {
+    let row = sqlx::query(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 AND closed_at IS NULL
+         RETURNING last_seq, slow_mode_secs, mutes_until",
+    )
+    .bind(room_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(Next {
+        seq: r.try_get("last_seq")?,
+        slow_mode_secs: r.try_get("slow_mode_secs")?,
+        mutes_until: r.try_get("mutes_until")?,
+    }))
+}
+
+/// Whether a mute or slow mode holds this row back. Mutes hold chat lines and edits,
+/// slow mode chat lines only; moderators are never held. Cheap while the room has no
+/// running mute and no slow mode (no extra query).
+async fn hold(tx: &mut Transaction<'_, Any>, next: &Next, msg: &NewMessage<'_>, now: i64) -> Result<Option<Hold>> {
+    if msg.moderator || !matches!(msg.kind, EventKind::Message | EventKind::Edit) {
+        return Ok(None);
+    }
+    if next.mutes_until > now {
+        let until: Option<i64> =
+            sqlx::query_scalar("SELECT until_at FROM room_mutes WHERE room_id = $1 AND user_id = $2")
+                .bind(msg.room_id)
+                .bind(msg.user_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some(until) = until.filter(|u| *u > now) {
+            return Ok(Some(Hold::Muted { until }));
+        }
+    }
+    if msg.kind == EventKind::Message && next.slow_mode_secs > 0 {
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(sent_at) FROM messages WHERE room_id = $1 AND user_id = $2 AND kind = 'message'",
+        )
+        .bind(msg.room_id)
+        .bind(msg.user_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let wait = last.map_or(0, |l| l + next.slow_mode_secs * 1000 - now);
+        if wait > 0 {
+            return Ok(Some(Hold::SlowMode { retry_after_ms: wait }));
+        }
+    }
+    Ok(None)
+}
+
+/// Applies an event's change; false when there was nothing to change.
+async fn apply(tx: &mut Transaction<'_, Any>, msg: &NewMessage<'_>, now: i64) -> Result<bool> {
+    let done = match msg.effect {
+        Effect::None => return Ok(true),
+        Effect::Edit { message_id, not_before } => {
+            sqlx::query(
+                "UPDATE messages SET body = $1, edited_at = $2 WHERE id = $3 AND room_id = $4 AND kind = 'message'
+                   AND user_id = $5 AND deleted_at IS NULL AND sent_at >= $6",
+            )
+            .bind(msg.body)
+            .bind(now)
+            .bind(message_id)
+            .bind(msg.room_id)
+            .bind(msg.user_id)
+            .bind(not_before)
+            .execute(&mut **tx)
+            .await?
+        }
+        Effect::Delete { message_id } => return tombstone(tx, msg.room_id, message_id, now).await,
+        Effect::Mute { until } => {
+            mute(tx, msg, until).await?;
+            return Ok(true);
+        }
+        Effect::Unmute => {
+            sqlx::query("DELETE FROM room_mutes WHERE room_id = $1 AND user_id = $2 AND until_at > $3")
+                .bind(msg.room_id)
+                .bind(msg.target_id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+        }
+        Effect::SlowMode { secs } => {
+            sqlx::query("UPDATE rooms SET slow_mode_secs = $2 WHERE id = $1 AND slow_mode_secs <> $2")
+                .bind(msg.room_id)
+                .bind(secs)
+                .execute(&mut **tx)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() > 0)
+}
+
+/// Makes a message a tombstone and drops the text of its edits; false when it was one already.
+async fn tombstone(tx: &mut Transaction<'_, Any>, room_id: &str, message_id: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET body = '', deleted_at = $1
+         WHERE id = $2 AND room_id = $3 AND kind = 'message' AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(message_id)
+    .bind(room_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE messages SET body = '' WHERE room_id = $1 AND kind = 'edit' AND target_id = $2")
+        .bind(room_id)
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Mutes the event's target until `until` (replacing a running mute's end).
+async fn mute(tx: &mut Transaction<'_, Any>, msg: &NewMessage<'_>, until: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO room_mutes (room_id, user_id, username, until_at, muted_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (room_id, user_id) DO UPDATE
+         SET username = excluded.username, until_at = excluded.until_at, muted_by = excluded.muted_by",
+    )
+    .bind(msg.room_id)
+    .bind(msg.target_id)
+    .bind(msg.target_name.unwrap_or_default())
+    .bind(until)
+    .bind(msg.user_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE rooms SET mutes_until = $2 WHERE id = $1 AND mutes_until < $2")
+        .bind(msg.room_id)
+        .bind(until)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Appends a chat line or a room event with the room's next seq (see the module doc),
+/// idempotently per clientMsgId; the event's change is made in the same transaction.
 pub async fn append(db: &Db, queue: &WriteQueue, msg: NewMessage<'_>) -> Result<Appended> {
     let _writer = match db.backend {
         Backend::Sqlite => Some(queue.0.lock().await),
@@ -262,44 +490,39 @@ pub async fn append(db: &Db, queue: &WriteQueue, msg: NewMessage<'_>) -> Result<
     {
         return Ok(Appended::Duplicate { id, seq });
     }
+    let now = liner_shared::now_millis();
     let mut tx = db.pool.begin().await?;
-    let seq: Option<i64> = sqlx::query_scalar(
-        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 AND closed_at IS NULL RETURNING last_seq",
-    )
-    .bind(msg.room_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(seq) = seq else {
+    let Some(next) = next_seq(&mut tx, msg.room_id).await? else {
         tx.rollback().await?;
         return Ok(Appended::RoomClosed);
     };
+    if let Some(held) = hold(&mut tx, &next, &msg, now).await? {
+        tx.rollback().await?;
+        return Ok(Appended::Held(held));
+    }
+    if !apply(&mut tx, &msg, now).await? {
+        tx.rollback().await?;
+        return Ok(Appended::NoChange);
+    }
     let stored = StoredMessage {
         id: liner_shared::new_id(),
         room_id: msg.room_id.to_owned(),
-        seq,
+        seq: next.seq,
+        kind: msg.kind,
         user_id: msg.user_id.to_owned(),
         username: msg.username.to_owned(),
         body: msg.body.to_owned(),
-        sent_at: liner_shared::now_millis(),
+        sent_at: now,
+        target_id: msg.target_id.map(str::to_owned),
+        target_name: msg.target_name.map(str::to_owned),
+        amount: msg.amount,
+        edited_at: None,
+        deleted_at: None,
     };
-    let inserted = sqlx::query(
-        "INSERT INTO messages (id, room_id, seq, user_id, username, client_msg_id, body, sent_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&stored.id)
-    .bind(&stored.room_id)
-    .bind(stored.seq)
-    .bind(&stored.user_id)
-    .bind(&stored.username)
-    .bind(msg.client_msg_id)
-    .bind(&stored.body)
-    .bind(stored.sent_at)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
+    match insert(&mut tx, &stored, msg.client_msg_id).await {
         Ok(_) => {
             tx.commit().await?;
-            Ok(Appended::Stored(stored))
+            Ok(Appended::Stored(Box::new(stored)))
         }
         Err(e) if is_unique_violation(&e) && msg.client_msg_id.is_some() => {
             tx.rollback().await?;
@@ -313,7 +536,34 @@ pub async fn append(db: &Db, queue: &WriteQueue, msg: NewMessage<'_>) -> Result<
     }
 }
 
-/// Messages with `seq > after`, oldest first, at most `limit`.
+async fn insert(
+    tx: &mut Transaction<'_, Any>,
+    m: &StoredMessage,
+    client_msg_id: Option<&str>,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO messages (id, room_id, seq, kind, user_id, username, client_msg_id, body, sent_at,
+                               target_id, target_name, amount)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&m.id)
+    .bind(&m.room_id)
+    .bind(m.seq)
+    .bind(m.kind.as_str())
+    .bind(&m.user_id)
+    .bind(&m.username)
+    .bind(client_msg_id)
+    .bind(&m.body)
+    .bind(m.sent_at)
+    .bind(m.target_id.as_deref())
+    .bind(m.target_name.as_deref())
+    .bind(m.amount)
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+}
+
+/// Rows of the log with `seq > after` (chat lines and events), oldest first, at most `limit`.
 pub async fn messages_after(db: &Db, room_id: &str, after: i64, limit: i64) -> Result<Vec<StoredMessage>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
@@ -322,10 +572,12 @@ pub async fn messages_after(db: &Db, room_id: &str, after: i64, limit: i64) -> R
     rows.iter().map(message_from_row).collect()
 }
 
-/// The `limit` newest messages with `seq < before`, returned oldest first.
+/// The `limit` newest chat lines with `seq < before` (events left out: history shows each
+/// line as it stands now), returned oldest first.
 pub async fn messages_before(db: &Db, room_id: &str, before: i64, limit: i64) -> Result<Vec<StoredMessage>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 AND kind = 'message'
+         ORDER BY seq DESC LIMIT $3"
     ));
     let rows = sqlx::query(sql).bind(room_id).bind(before).bind(limit).fetch_all(&db.pool).await?;
     let mut out = rows.iter().map(message_from_row).collect::<Result<Vec<_>>>()?;

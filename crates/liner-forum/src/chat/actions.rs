@@ -1,0 +1,182 @@
+//! What a member's client frames do: a chat line is stored, an edit rewrites one of the
+//! member's own messages, `typing` is passed on. Each answers with an `ack`, an `error`
+//! frame, or nothing.
+//!
+//! Why edits travel over the WebSocket (rather than a REST `PATCH`): they are the
+//! author's own chat, made while connected, and get what sends get — the connection's
+//! rate limit, `clientMsgId` idempotency and an `ack` with the seq of the stored event,
+//! which every member (the author included) then receives in order. Moderation, which
+//! moderators may do without being in the room and which answers 403 to others, is REST
+//! (`moderation`).
+//!
+//! Typing is throttled per connection: at most one `typing` frame per
+//! [`TYPING_EVERY`] is passed on, the rest are dropped without an answer (a client may
+//! send one per keystroke); it is never stored, never sequenced, and crosses replicas
+//! on the best-effort fan-out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::hub::Event;
+use super::protocol::{self, ClientFrame, Refusal, ServerFrame};
+use super::session::{Conn, Ctl, push};
+use crate::rooms::model::{EDIT_WINDOW_MS, EventKind};
+use crate::rooms::store::{self, Appended, Effect, Hold, NewMessage};
+use crate::state::AppState;
+
+/// At most one `typing` frame per connection is passed on per this long.
+pub const TYPING_EVERY: Duration = Duration::from_secs(3);
+
+/// A refusal to answer with, and whether it counts as a strike against the connection.
+type Answer = Option<(Refusal, bool)>;
+
+/// Per-connection state of the actions.
+#[derive(Default)]
+pub(super) struct Actions {
+    last_typing: Option<Instant>,
+}
+
+impl Actions {
+    /// Handles one text frame.
+    pub(super) async fn handle(
+        &mut self,
+        text: &str,
+        tx: &mpsc::Sender<Message>,
+        ctl: &Ctl,
+        state: &AppState,
+        conn: &Conn,
+    ) -> Answer {
+        match protocol::parse_client_frame(text, &conn.room_id, &conn.user_id) {
+            Err(refusal) => Some((refusal, true)),
+            Ok(ClientFrame::Send(send)) => {
+                let msg = NewMessage {
+                    room_id: &conn.room_id,
+                    user_id: &conn.user_id,
+                    username: &conn.username,
+                    client_msg_id: send.client_msg_id.as_deref(),
+                    body: &send.message,
+                    moderator: conn.moderator,
+                    ..NewMessage::default()
+                };
+                let appended = store::append(&state.db, &state.writes, msg).await;
+                answer(appended, send.client_msg_id, tx, ctl, state, conn).await
+            }
+            Ok(ClientFrame::Edit { message_id, message, client_msg_id }) => {
+                edit(&message_id, &message, client_msg_id, tx, ctl, state, conn).await
+            }
+            Ok(ClientFrame::Typing) => {
+                self.typing(state, conn).await;
+                None
+            }
+        }
+    }
+
+    async fn typing(&mut self, state: &AppState, conn: &Conn) {
+        let now = Instant::now();
+        if self.last_typing.is_some_and(|t| now.duration_since(t) < TYPING_EVERY) {
+            return;
+        }
+        self.last_typing = Some(now);
+        let frame = ServerFrame::Typing {
+            room_id: conn.room_id.clone(),
+            user_id: conn.user_id.clone(),
+            username: conn.username.clone(),
+        };
+        let event = Event::Typing { user_id: Arc::from(conn.user_id.as_str()), frame: frame.to_text() };
+        state.fanout.publish(&conn.room_id, event).await;
+    }
+}
+
+/// Checks that the member may edit the message (theirs, a chat line, not deleted, within
+/// [`EDIT_WINDOW_MS`]), then stores the edit; the store checks again in its transaction.
+async fn edit(
+    message_id: &str,
+    message: &str,
+    client_msg_id: Option<String>,
+    tx: &mpsc::Sender<Message>,
+    ctl: &Ctl,
+    state: &AppState,
+    conn: &Conn,
+) -> Answer {
+    let refuse = |code, text: &str, strike| Some((Refusal::new(code, text, client_msg_id.clone()), strike));
+    let target = match store::get_message(&state.db, &conn.room_id, message_id).await {
+        Ok(target) => target,
+        Err(e) => {
+            tracing::warn!(error = %e, room_id = %conn.room_id, "edit not stored");
+            return refuse("unavailable", "edit not stored; retry with the same clientMsgId", false);
+        }
+    };
+    let not_before = liner_shared::now_millis() - EDIT_WINDOW_MS;
+    match target {
+        Some(t) if t.kind == EventKind::Message => {
+            if t.user_id != conn.user_id {
+                return refuse("not_author", "only its author may edit a message", true);
+            }
+            if t.deleted_at.is_some() {
+                return refuse("message_deleted", "the message was deleted", false);
+            }
+            if t.sent_at < not_before {
+                return refuse("edit_window_closed", "a message can be edited for 15 minutes after it was sent", false);
+            }
+        }
+        _ => return refuse("message_not_found", "no such message in this room", true),
+    }
+    let msg = NewMessage {
+        room_id: &conn.room_id,
+        kind: EventKind::Edit,
+        user_id: &conn.user_id,
+        username: &conn.username,
+        client_msg_id: client_msg_id.as_deref(),
+        body: message,
+        target_id: Some(message_id),
+        moderator: conn.moderator,
+        effect: Effect::Edit { message_id, not_before },
+        ..NewMessage::default()
+    };
+    let appended = store::append(&state.db, &state.writes, msg).await;
+    answer(appended, client_msg_id, tx, ctl, state, conn).await
+}
+
+/// Acks a stored row and hands it to the fan-out, or says why it was not stored.
+async fn answer(
+    appended: crate::error::Result<Appended>,
+    client_msg_id: Option<String>,
+    tx: &mpsc::Sender<Message>,
+    ctl: &Ctl,
+    state: &AppState,
+    conn: &Conn,
+) -> Answer {
+    let refuse = |refusal: Refusal| Some((refusal, false));
+    match appended {
+        Ok(Appended::Stored(m)) => {
+            metrics::counter!("forum_messages_stored_total").increment(1);
+            push(tx, ctl, ServerFrame::Ack { client_msg_id, id: m.id.clone(), seq: m.seq }.to_text());
+            state.fanout.publish(&conn.room_id, Event::stored(&m)).await;
+            None
+        }
+        Ok(Appended::Duplicate { id, seq }) => {
+            push(tx, ctl, ServerFrame::Ack { client_msg_id, id, seq }.to_text());
+            None
+        }
+        Ok(Appended::RoomClosed) => refuse(Refusal::new("room_closed", "the room is closed", client_msg_id)),
+        Ok(Appended::Held(Hold::Muted { until })) => {
+            let text = format!("you are muted in this room until {}", liner_shared::rfc3339(until));
+            refuse(Refusal::new("muted", text, client_msg_id).retry_after_ms(until - liner_shared::now_millis()))
+        }
+        Ok(Appended::Held(Hold::SlowMode { retry_after_ms })) => {
+            let text = format!("slow mode: wait {} s before your next message", (retry_after_ms + 999) / 1000);
+            refuse(Refusal::new("slow_mode", text, client_msg_id).retry_after_ms(retry_after_ms))
+        }
+        Ok(Appended::NoChange) => {
+            refuse(Refusal::new("message_deleted", "the message was deleted or can no longer be edited", client_msg_id))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, room_id = %conn.room_id, "message not stored");
+            refuse(Refusal::new("unavailable", "message not stored; retry with the same clientMsgId", client_msg_id))
+        }
+    }
+}
