@@ -9,6 +9,9 @@
 // - a drop is visible ("reconnecting…"), with growing back-off, and going offline closes
 //   the socket at once (browsers may keep a dead socket open for minutes) and waits
 //   for the network to come back.
+// - room events (edit, delete, mute, unmute, kick, slowmode) are sequenced like messages:
+//   they share the room's `seq`, so they go through the same "only seq > last" gate and
+//   a reconnect replays them too; `typing` is not sequenced and passes straight through.
 // The page gets events through `on*` callbacks; it never touches the socket.
 
 import { FORUMS, api } from './api.js';
@@ -16,6 +19,11 @@ import * as session from './session.js';
 
 const BACKOFF_MS = [250, 1000, 2000, 4000, 8000, 15000];
 const CLOSE_ROOM_CLOSED = 4410;
+const CLOSE_KICKED = 4403;
+/** Frames that carry a room `seq` besides `message`. */
+const ROOM_EVENTS = new Set(['edit', 'delete', 'mute', 'unmute', 'kick', 'slowmode']);
+/** At most one `typing` frame per this long (the server passes on one per 3 s). */
+const TYPING_EVERY_MS = 2500;
 
 /** A random UUID, also where crypto.randomUUID is missing (plain-HTTP pages on another host). */
 export function newClientMsgId() {
@@ -29,9 +37,10 @@ export function newClientMsgId() {
 
 export class ChatConnection {
   /**
-   * `handlers`: onState(state, detail), onMessage(frame), onAck(clientMsgId, seq),
-   * onError(frame), onPresence(frame). States: connecting, live, reconnecting,
-   * offline, closed (the room), expired (the token), stopped (left the page).
+   * `handlers`: onState(state, detail), onMessage(frame), onEvent(frame) (a room event),
+   * onAck(clientMsgId, seq), onError(frame), onPresence(frame), onTyping(frame).
+   * States: connecting, live, reconnecting, offline, closed (the room), kicked (by a
+   * moderator), expired (the token), stopped (left the page).
    */
   constructor(roomId, lastSeq, handlers) {
     this.roomId = roomId;
@@ -42,6 +51,7 @@ export class ChatConnection {
     this.ws = null;
     this.timer = null;
     this.state = null;
+    this.lastTyping = 0;
     this.onOffline = () => this.drop('offline');
     this.onOnline = () => this.reconnectNow();
     window.addEventListener('offline', this.onOffline);
@@ -78,7 +88,8 @@ export class ChatConnection {
       if (this.ws !== ws) return;
       this.ws = null;
       if (e.code === CLOSE_ROOM_CLOSED) return this.finish('closed');
-      if (this.state === 'closed' || this.state === 'stopped') return;
+      if (e.code === CLOSE_KICKED) return this.finish('kicked');
+      if (this.state === 'closed' || this.state === 'stopped' || this.state === 'kicked') return;
       this.afterDrop(opened);
     };
   }
@@ -98,7 +109,7 @@ export class ChatConnection {
   }
 
   scheduleReconnect() {
-    if (this.state === 'stopped' || this.state === 'closed') return;
+    if (this.state === 'stopped' || this.state === 'closed' || this.state === 'kicked') return;
     if (!navigator.onLine) return this.setState('offline');
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] * (0.75 + Math.random() / 2);
     this.attempt += 1;
@@ -107,7 +118,7 @@ export class ChatConnection {
   }
 
   reconnectNow() {
-    if (this.state === 'stopped' || this.state === 'closed' || this.ws) return;
+    if (this.state === 'stopped' || this.state === 'closed' || this.state === 'kicked' || this.ws) return;
     this.attempt = Math.max(this.attempt, 1);
     this.connect();
   }
@@ -129,13 +140,15 @@ export class ChatConnection {
     } catch {
       return;
     }
+    if (frame.type === 'message' || ROOM_EVENTS.has(frame.type)) {
+      // Already shown (a replay overlapping what came live): skip.
+      if (frame.seq <= this.lastSeq) return;
+      this.lastSeq = frame.seq;
+      if (frame.type === 'message') this.h.onMessage?.(frame);
+      else this.h.onEvent?.(frame);
+      return;
+    }
     switch (frame.type) {
-      case 'message':
-        // Already shown (a replay overlapping what came live): skip.
-        if (frame.seq <= this.lastSeq) return;
-        this.lastSeq = frame.seq;
-        this.h.onMessage?.(frame);
-        break;
       case 'ack':
         if (this.pending.delete(frame.clientMsgId)) this.h.onAck?.(frame.clientMsgId, frame.seq);
         break;
@@ -145,6 +158,9 @@ export class ChatConnection {
         break;
       case 'presence':
         this.h.onPresence?.(frame);
+        break;
+      case 'typing':
+        this.h.onTyping?.(frame);
         break;
       case 'closed':
         this.finish('closed');
@@ -165,6 +181,22 @@ export class ChatConnection {
     const s = session.current();
     if (!s) return this.finish('expired');
     this.ws.send(JSON.stringify({ roomId: this.roomId, userId: s.user.id, message, clientMsgId }));
+  }
+
+  /** Rewrites one of our messages; the `edit` event comes back like a message. Returns its client id. */
+  edit(messageId, message) {
+    const clientMsgId = newClientMsgId();
+    if (this.ws?.readyState !== WebSocket.OPEN) return null;
+    this.ws.send(JSON.stringify({ type: 'edit', roomId: this.roomId, messageId, message, clientMsgId }));
+    return clientMsgId;
+  }
+
+  /** Tells the room we are typing, at most once per TYPING_EVERY_MS. */
+  typing() {
+    const now = Date.now();
+    if (now - this.lastTyping < TYPING_EVERY_MS || this.ws?.readyState !== WebSocket.OPEN) return;
+    this.lastTyping = now;
+    this.ws.send(JSON.stringify({ type: 'typing', roomId: this.roomId }));
   }
 
   /** Forgets a message the page gave up on (after an error frame). */

@@ -1,11 +1,13 @@
 // A room: its history (paging back with ?before=), the live chat (chat.js), who is
-// here, and for its creator a way to close it. Also `roomWidget`, the "join / open a
+// here, who is typing, and for its creator a way to close it; editing, reporting and
+// moderating messages are in room-tools.js. Also `roomWidget`, the "join / open a
 // room" box that album and genre pages show.
 
 import { FORUMS, album, api } from './api.js';
 import { ChatConnection } from './chat.js';
-import { busy, failure, fmtTime, h, loading, mount, setTitle, timeEl } from './dom.js';
+import { busy, failure, h, loading, mount, setTitle } from './dom.js';
 import { loginUrl, navigate } from './nav.js';
+import { applyEvent, editFailed, messageEl, moderationBar, refreshActions, typingLine } from './room-tools.js';
 import * as session from './session.js';
 
 const HISTORY_PAGE = 50;
@@ -58,6 +60,7 @@ const STATE_TEXT = {
   offline: 'Offline — reconnecting when you are back online',
   closed: 'Room closed',
   expired: 'Session expired',
+  kicked: 'Removed by a moderator',
   readonly: 'Read only',
 };
 
@@ -95,7 +98,11 @@ function show(main, room, history) {
   const onlineEl = h('span', { class: 'online-badge is-live', id: 'room-online' });
   const people = h('ul', { class: 'people', id: 'people' });
   const composer = h('div', { class: 'composer-area' });
+  const typingEl = h('p', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
+  const typing = typingLine(typingEl);
   const closeArea = h('div', {});
+  const slowEl = h('span', { class: 'tag', id: 'slow-mode-badge', hidden: true });
+  const modArea = h('div', { class: 'room__mod' });
   const present = new Map(); // userId → username
   const pendingEls = new Map(); // clientMsgId → li
   const ackedSeq = new Map(); // seq → li of our pending message, until its message frame arrives
@@ -112,17 +119,34 @@ function show(main, room, history) {
         'header',
         { class: 'room__head' },
         h('div', {}, h('p', { class: 'eyebrow' }, room.roomType === 'album' ? 'Album room' : 'Genre room'), h('h1', { id: 'room-title' }, room.title), h('p', { class: 'muted small' }, about)),
-        h('div', { class: 'room__status' }, stateEl, onlineEl, closeArea),
+        h('div', { class: 'room__status' }, stateEl, onlineEl, slowEl, closeArea),
       ),
       h(
         'div',
         { class: 'room__body' },
-        h('div', { class: 'chat' }, scroller, composer),
-        h('aside', { class: 'room__people', 'aria-labelledby': 'people-heading' }, h('h2', { id: 'people-heading' }, 'Here now'), people),
+        h('div', { class: 'chat' }, scroller, typingEl, composer),
+        h('aside', { class: 'room__people', 'aria-labelledby': 'people-heading' }, h('h2', { id: 'people-heading' }, 'Here now'), people, modArea),
       ),
     ),
   );
   mount(scroller, earlier, log, pendingList);
+  const ctx = {
+    room,
+    me,
+    moderator: false,
+    readonly: !me || !room.active,
+    chat: null,
+    pendingEdits: new Map(), // clientMsgId → li being edited
+    showError: (text) => {
+      composerError.textContent = text;
+      composerError.hidden = false;
+    },
+    setSlowMode(seconds) {
+      slowEl.textContent = `Slow mode ${seconds} s`;
+      slowEl.hidden = !(seconds > 0);
+    },
+  };
+  ctx.setSlowMode(room.slowModeSecs ?? 0);
 
   const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   const toBottom = () => {
@@ -130,7 +154,7 @@ function show(main, room, history) {
   };
   let first = history[0]?.seq ?? null;
   earlier.hidden = history.length < HISTORY_PAGE || first === 1;
-  log.append(...history.map((m) => messageEl(m, me)));
+  log.append(...history.map((m) => messageEl(m, ctx)));
   const lastSeq = history.at(-1)?.seq ?? 0;
   requestAnimationFrame(toBottom);
 
@@ -139,7 +163,7 @@ function show(main, room, history) {
       try {
         const older = await api(`${FORUMS}/rooms/${encodeURIComponent(room.id)}/messages?before=${first}&limit=${HISTORY_PAGE}`);
         const height = scroller.scrollHeight;
-        log.prepend(...older.map((m) => messageEl(m, me)));
+        log.prepend(...older.map((m) => messageEl(m, ctx)));
         scroller.scrollTop += scroller.scrollHeight - height;
         first = older[0]?.seq ?? first;
         earlier.hidden = older.length < HISTORY_PAGE || first === 1;
@@ -174,6 +198,8 @@ function show(main, room, history) {
       mount(closeArea);
       present.clear();
       renderPeople();
+    } else if (state === 'kicked') {
+      mount(composer, h('p', { class: 'notice-inline', id: 'room-kicked' }, 'A moderator removed you from this room. ', h('a', { href: location.pathname }, 'Rejoin')));
     } else if (state === 'expired') {
       mount(composer, h('p', { class: 'notice-inline' }, 'Your session expired. ', h('a', { href: loginUrl() }, 'Log in again'), ' to chat.'));
     }
@@ -195,6 +221,7 @@ function show(main, room, history) {
   input.setAttribute('aria-describedby', 'chat-input-error');
   const form = h('form', { class: 'composer' }, h('label', { for: 'chat-input', class: 'visually-hidden' }, 'Message'), input, sendBtn);
   mount(composer, composerError, form);
+  input.addEventListener('input', () => chat?.typing());
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
@@ -253,13 +280,22 @@ function show(main, room, history) {
     },
     onMessage(m) {
       const keep = atBottom();
-      log.append(messageEl(m, me));
+      typing.clear(m.userId);
+      log.append(messageEl(m, ctx));
       const mine = ackedSeq.get(m.seq);
       if (mine) {
         mine.remove();
         ackedSeq.delete(m.seq);
       }
       if (keep || m.userId === me.id) toBottom();
+    },
+    onEvent(frame) {
+      const keep = atBottom();
+      applyEvent(log, frame, ctx);
+      if (keep) toBottom();
+    },
+    onTyping(frame) {
+      if (frame.userId !== me.id) typing.show(frame);
     },
     onAck(clientMsgId, seq) {
       const li = pendingEls.get(clientMsgId);
@@ -271,6 +307,7 @@ function show(main, room, history) {
       ackedSeq.set(seq, li);
     },
     onError(frame) {
+      if (frame.clientMsgId && editFailed(ctx, frame.clientMsgId, frame.message)) return;
       const li = frame.clientMsgId ? pendingEls.get(frame.clientMsgId) : null;
       if (!li) {
         composerError.textContent = frame.message;
@@ -288,6 +325,17 @@ function show(main, room, history) {
     },
   });
 
+  ctx.chat = chat;
+  api(`${FORUMS}/rooms/${encodeURIComponent(room.id)}/moderation`, { auth: true })
+    .then((m) => {
+      ctx.setSlowMode(m.slowModeSecs);
+      if (!m.moderator) return;
+      ctx.moderator = true;
+      refreshActions(log, ctx);
+      mount(modArea, h('h2', {}, 'Moderation'), moderationBar(ctx, m.slowModeSecs));
+    })
+    .catch(() => {});
+
   function failed(li, message) {
     li.classList.replace('msg--pending', 'msg--failed');
     const text = li.querySelector('.msg__text').textContent;
@@ -299,15 +347,6 @@ function show(main, room, history) {
     );
   }
   return chat;
-}
-
-function messageEl(m, me) {
-  return h(
-    'li',
-    { class: `msg${m.userId === me?.id ? ' msg--mine' : ''}`, 'data-seq': String(m.seq) },
-    h('div', { class: 'msg__meta' }, h('a', { href: `/users/${encodeURIComponent(m.userId)}`, class: 'msg__author' }, m.username), timeEl(m.sentAt, fmtTime)),
-    h('p', { class: 'msg__text' }, m.message),
-  );
 }
 
 function pendingEl(text, me) {

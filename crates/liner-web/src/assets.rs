@@ -49,6 +49,7 @@ pub const SOURCES: &[(&str, &[u8])] = embed![
     "page-user.js",
     "page-auth.js",
     "page-room.js",
+    "room-tools.js",
     "page-add-album.js",
     "social.js",
     "lists.js",
