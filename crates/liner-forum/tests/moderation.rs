@@ -420,3 +420,33 @@ async fn typing_is_forwarded_throttled_and_not_stored_sqlite() {
 async fn typing_is_forwarded_throttled_and_not_stored_two_replicas() {
     typing_is_forwarded_throttled_and_not_stored(Mode::Replicated).await;
 }
+
+/// An admin named in `--forum-admins` by username (any case) moderates every room: the
+/// moderation state says so, and they delete and mute in a room they did not create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_named_in_config_moderate_every_room() {
+    let review = start_review().await;
+    let (_backing, forums) = start_forums(&review, Mode::Embedded, |s| s.admin_users = vec!["DAVE".into()]).await;
+    let (alice, bob, dave) =
+        (register(&review, "alice").await, register(&review, "bob").await, register(&review, "dave").await);
+    let room = create_room(&forums[0], &alice, json!({"roomType": "genre", "genreId": "dub"})).await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let mut b = connect(&forums[0], &bob, &room, None).await;
+    wait_joined(&mut b, &bob).await;
+    let ack = send_and_answer(&mut b, chat(&room, "off topic", Some("b1"))).await;
+    let api = |path: &str| forums[0].api(&format!("/rooms/{room}{path}"));
+
+    let (_, state) = rest(reqwest::Method::GET, api("/moderation"), &dave, None).await;
+    assert_eq!(state["moderator"], true, "{state}");
+    let (_, state) = rest(reqwest::Method::GET, api("/moderation"), &bob, None).await;
+    assert_eq!(state["moderator"], false, "{state}");
+    let url = api(&format!("/messages/{}", ack["id"].as_str().unwrap()));
+    assert_eq!(rest(reqwest::Method::DELETE, url, &dave, None).await.0, 204);
+    let deleted = next_of_type(&mut b, "delete").await;
+    assert_eq!((deleted["userId"].as_str(), deleted["username"].as_str()), (Some(dave.id.as_str()), Some("dave")));
+    let mute = rest(reqwest::Method::PUT, api(&format!("/mutes/{}", bob.id)), &dave, Some(json!({"seconds": 5})));
+    assert_eq!(mute.await.0, 200);
+    let mute_admin =
+        rest(reqwest::Method::PUT, api(&format!("/mutes/{}", dave.id)), &alice, Some(json!({"seconds": 5})));
+    assert_eq!(mute_admin.await.0, 422, "admins cannot be muted either");
+}
