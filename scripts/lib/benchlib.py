@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 
 def log(tag, msg):
@@ -62,3 +63,43 @@ def wrk(url, threads, connections, seconds, script=None, env=None):
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} non-2xx answers\n{out}")
     return rps, to_ms(*p99.groups()), cpu
+
+
+def plot(path, title, x_label, y_label, series):
+    """Writes a small SVG scatter plot, throughput (x) against p99 (y), one colour per
+    system and one point per run, so a reader sees the spread of the rounds as well as
+    where each system sits. `series` maps a name to a list of (x, y) points. Plain SVG
+    by hand: one picture per scenario does not justify installing a plotting stack."""
+    width, height, left, bottom, top, right = 560, 340, 70, 50, 40, 150
+    points = [pt for pts in series.values() for pt in pts]
+    x_max = max(x for x, _ in points) * 1.1 or 1
+    y_max = max(y for _, y in points) * 1.1 or 1
+
+    def sx(x):
+        return left + x / x_max * (width - left - right)
+
+    def sy(y):
+        return height - bottom - y / y_max * (height - top - bottom)
+
+    colours = ["#1b6ac9", "#d1495b", "#2e933c", "#8a4fff"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{width / 2 - right / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>',
+           f'<line x1="{left}" y1="{sy(0)}" x2="{width - right}" y2="{sy(0)}" stroke="black"/>',
+           f'<line x1="{left}" y1="{sy(0)}" x2="{left}" y2="{top}" stroke="black"/>',
+           f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">{x_label}</text>',
+           f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+           f'transform="rotate(-90 16 {(top + height - bottom) / 2})">{y_label}</text>']
+    for i in range(5):
+        xv, yv = x_max * i / 4, y_max * i / 4
+        x_text = f"{xv:,.0f}" if x_max >= 50 else f"{xv:.2g}"
+        out.append(f'<text x="{sx(xv)}" y="{sy(0) + 16}" text-anchor="middle">{x_text}</text>')
+        out.append(f'<text x="{left - 6}" y="{sy(yv) + 4}" text-anchor="end">{yv:.3g}</text>')
+    for i, (name, pts) in enumerate(series.items()):
+        colour = colours[i % len(colours)]
+        out += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{colour}" fill-opacity="0.7"/>' for x, y in pts]
+        out.append(f'<circle cx="{width - right + 16}" cy="{top + 10 + 20 * i}" r="5" fill="{colour}"/>')
+        out.append(f'<text x="{width - right + 26}" y="{top + 14 + 20 * i}">{name}</text>')
+    out.append("</svg>")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(out) + "\n")
