@@ -69,7 +69,12 @@ impl Db {
         let mut options = AnyPoolOptions::new()
             .max_connections(max_connections)
             .idle_timeout(idle_timeout)
-            .acquire_timeout(Duration::from_secs(5));
+            .acquire_timeout(Duration::from_secs(5))
+            // No ping before handing out a connection: sqlx's default round-trips to the
+            // server on every acquire, which on PostgreSQL doubled the messages per write
+            // (docs/BENCHMARKS.md, "review writes"). A connection that died is found by
+            // the query itself, answered as 503 (`is_unavailable`) and dropped by the pool.
+            .test_before_acquire(false);
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
