@@ -30,22 +30,11 @@ fn summary(row: ListRow) -> ListSummary {
 /// The list as it is now (after a change: read back whole).
 async fn view(state: &AppState, list_id: &str) -> Result<List, ApiError> {
     let (row, items) = store::get(&state.db, list_id).await?.ok_or(ReviewError::NotFound("list"))?;
-    let s = summary(row);
     let items = (1..)
         .zip(items)
         .map(|(position, i)| ListItem { album_id: i.album_id, position, note: i.note, added_at: rfc3339(i.added_at) })
         .collect();
-    Ok(List {
-        id: s.id,
-        user_id: s.user_id,
-        username: s.username,
-        name: s.name,
-        description: s.description,
-        item_count: s.item_count,
-        created_at: s.created_at,
-        updated_at: s.updated_at,
-        items,
-    })
+    Ok(List { summary: summary(row), items })
 }
 
 /// Create a list (at most 100 per user).

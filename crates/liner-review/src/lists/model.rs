@@ -82,14 +82,8 @@ pub struct ListSummary {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct List {
-    pub id: String,
-    pub user_id: String,
-    pub username: String,
-    pub name: String,
-    pub description: String,
-    pub item_count: i64,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(flatten)]
+    pub summary: ListSummary,
     /// In the list's order.
     pub items: Vec<ListItem>,
 }
