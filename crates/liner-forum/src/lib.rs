@@ -23,6 +23,7 @@ pub mod chat;
 pub mod error;
 pub mod moderation;
 pub mod openapi;
+pub mod ratings;
 pub mod rooms;
 pub mod state;
 pub mod users;
@@ -45,6 +46,7 @@ use utoipa::OpenApi;
 use crate::chat::fanout::{self, Fanout};
 use crate::chat::hub::Hub;
 use crate::chat::redis::RedisFanout;
+use crate::ratings::Ratings;
 use crate::state::{AppState, ChatConfig};
 use crate::users::Usernames;
 
@@ -264,7 +266,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         writes: Arc::default(),
         verifier,
         fanout: Arc::new(Fanout::new(hub, redis)),
-        users: Arc::new(Usernames::new(review, PeerClient::new(&client_tls))),
+        users: Arc::new(Usernames::new(review.clone(), PeerClient::new(&client_tls))),
+        ratings: Arc::new(Ratings::new(review, PeerClient::new(&client_tls))),
         chat: Arc::new(settings.chat_config()),
         moderation_limit: Arc::new(liner_shared::rate::KeyedLimit::new(
             moderation::WRITES_PER_SEC,

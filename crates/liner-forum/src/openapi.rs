@@ -15,7 +15,7 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
     servers((url = "/api/forums")),
     paths(
         rooms::handlers::create, rooms::handlers::list, rooms::handlers::get, rooms::handlers::close,
-        rooms::handlers::history, chat::connect,
+        rooms::handlers::history, rooms::handlers::ratings, chat::connect,
         moderation::handlers::delete_message, moderation::handlers::mute, moderation::handlers::unmute,
         moderation::handlers::kick, moderation::handlers::slow_mode, moderation::handlers::moderation,
         moderation::handlers::report, moderation::handlers::reports, moderation::handlers::resolve,

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::chat::fanout::Fanout;
+use crate::ratings::Ratings;
 use crate::rooms::store::WriteQueue;
 use crate::users::Usernames;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub fanout: Arc<Fanout>,
     pub users: Arc<Usernames>,
+    /// Album ratings from the review service, for badges and the rating split.
+    pub ratings: Arc<Ratings>,
     pub chat: Arc<ChatConfig>,
     /// Moderation and report writes per user (see `moderation`).
     pub moderation_limit: Arc<Option<liner_shared::rate::KeyedLimit<String>>>,

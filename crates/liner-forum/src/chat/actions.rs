@@ -53,6 +53,10 @@ impl Actions {
         match protocol::parse_client_frame(text, &conn.room_id, &conn.user_id) {
             Err(refusal) => Some((refusal, true)),
             Ok(ClientFrame::Send(send)) => {
+                let author_rating_half = match &conn.album_id {
+                    Some(album) => state.ratings.of_user(album, &conn.user_id).await,
+                    None => None,
+                };
                 let msg = NewMessage {
                     room_id: &conn.room_id,
                     user_id: &conn.user_id,
@@ -60,6 +64,7 @@ impl Actions {
                     client_msg_id: send.client_msg_id.as_deref(),
                     body: &send.message,
                     moderator: conn.moderator,
+                    author_rating_half,
                     ..NewMessage::default()
                 };
                 let appended = store::append(&state.db, &state.writes, msg).await;

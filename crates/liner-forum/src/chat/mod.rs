@@ -124,7 +124,8 @@ async fn upgrade(state: AppState, req: Request) -> Result<Response, ApiError> {
     }
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|_| ForumError::NotWebSocket)?;
     let moderator = state.chat.may_moderate(&room.created_by, &claims.sub, &username);
-    let conn = session::Conn { room_id, user_id: claims.sub, username, since: query.since, moderator };
+    let album_id = room.album_id;
+    let conn = session::Conn { room_id, user_id: claims.sub, username, since: query.since, album_id, moderator };
     let max = state.chat.max_frame_bytes;
     let sessions = state.sessions.clone();
     // tungstenite zero-fills its whole read buffer (128 KiB by default) before the

@@ -84,6 +84,8 @@ pub struct Conn {
     pub user_id: String,
     pub username: String,
     pub since: Option<i64>,
+    /// The album of an album room: chat lines carry their author's rating of it.
+    pub album_id: Option<String>,
     /// The room's creator or a configured admin: never muted or slowed.
     pub moderator: bool,
 }

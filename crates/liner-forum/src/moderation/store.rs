@@ -76,7 +76,7 @@ pub async fn insert_report(db: &Db, r: &NewReport<'_>) -> Result<()> {
 const REPORT_SELECT: &str = "SELECT r.id AS report_id, r.reporter_id, r.reporter_name, r.reason,
         r.created_at AS reported_at, r.resolved_at, r.resolved_by,
         m.id, m.room_id, m.seq, m.kind, m.user_id, m.username, m.body, m.sent_at, m.target_id, m.target_name,
-        m.amount, m.edited_at, m.deleted_at
+        m.amount, m.edited_at, m.deleted_at, m.author_rating_half
     FROM message_reports r JOIN messages m ON m.id = r.message_id";
 
 fn report_from_row(row: &AnyRow) -> Result<Report> {

@@ -10,6 +10,7 @@ use super::model::{CreateRoom, HistoryQuery, ListQuery, MessageView, Room, RoomT
 use super::store::{self, RoomRow};
 use crate::chat::hub::Event;
 use crate::error::ForumError;
+use crate::ratings::RatingSplit;
 use crate::state::AppState;
 
 /// Create an album or genre room (at most one active room per album or genre).
@@ -117,4 +118,27 @@ pub async fn history(
     store::get_room(&state.db, &id).await?.ok_or(ForumError::NotFound("room"))?;
     let rows = store::messages_before(&state.db, &id, before, limit).await?;
     Ok(ApiJson(rows.iter().map(|m| m.view()).collect()))
+}
+
+/// Most posters the rating split counts.
+const MAX_SPLIT_MEMBERS: i64 = 10_000;
+
+/// The rating split of an album room: how everyone who ever posted a chat line in it
+/// rated the album (loved ≥ 4, mixed, disliked ≤ 2, unrated), from the review service's
+/// ratings (cached briefly). A genre room, or ratings that cannot be read now, count
+/// everyone as unrated (`available` false for the latter).
+#[utoipa::path(get, path = "/rooms/{roomId}/ratings", tag = "rooms", params(("roomId" = String, Path)),
+    responses((status = 200, body = RatingSplit), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn ratings(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<RatingSplit>, ApiError> {
+    let room = store::get_room(&state.db, &id).await?.ok_or(ForumError::NotFound("room"))?;
+    let members = store::posters(&state.db, &id, MAX_SPLIT_MEMBERS).await?;
+    let members = members.iter().map(String::as_str);
+    let split = match &room.album_id {
+        Some(album) => RatingSplit::of(members, state.ratings.album(album).await.as_ref()),
+        None => RatingSplit { available: true, ..RatingSplit::of(members, None) },
+    };
+    Ok(ApiJson(split))
 }

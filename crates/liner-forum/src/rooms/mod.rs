@@ -14,4 +14,5 @@ pub fn router() -> Router<AppState> {
         .route("/rooms", get(handlers::list).post(handlers::create))
         .route("/rooms/{room_id}", get(handlers::get).delete(handlers::close))
         .route("/rooms/{room_id}/messages", get(handlers::history))
+        .route("/rooms/{room_id}/ratings", get(handlers::ratings))
 }

@@ -112,6 +112,10 @@ pub struct MessageView {
     pub edited_at: Option<String>,
     /// Deleted by a moderator or its author: a tombstone, `message` empty.
     pub deleted: bool,
+    /// In an album room: the author's rating of the album when they sent it (0.5–5), shown
+    /// as a badge; absent when unrated, in a genre room, or the ratings could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author_rating: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -198,6 +198,8 @@ pub struct StoredMessage {
     pub amount: Option<i64>,
     pub edited_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    /// The author's rating of the room's album when sent, in halves (see the 0003 migration).
+    pub author_rating_half: Option<i64>,
 }
 
 impl StoredMessage {
@@ -213,12 +215,14 @@ impl StoredMessage {
             sent_at: liner_shared::rfc3339(self.sent_at),
             edited_at: self.edited_at.map(liner_shared::rfc3339),
             deleted: self.deleted_at.is_some(),
+            author_rating: self.author_rating_half.map(|h| h as f64 / 2.0),
         }
     }
 }
 
 pub(crate) const MESSAGE_COLUMNS: &str =
-    "id, room_id, seq, kind, user_id, username, body, sent_at, target_id, target_name, amount, edited_at, deleted_at";
+    "id, room_id, seq, kind, user_id, username, body, sent_at, target_id, target_name, amount, edited_at, deleted_at,
+     author_rating_half";
 
 pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage> {
     let kind: String = row.try_get("kind")?;
@@ -237,6 +241,7 @@ pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage> {
         amount: row.try_get("amount")?,
         edited_at: row.try_get("edited_at")?,
         deleted_at: row.try_get("deleted_at")?,
+        author_rating_half: row.try_get("author_rating_half")?,
     })
 }
 
@@ -301,6 +306,8 @@ pub struct NewMessage<'a> {
     pub target_id: Option<&'a str>,
     pub target_name: Option<&'a str>,
     pub amount: Option<i64>,
+    /// A chat line's author's rating of the album, in halves.
+    pub author_rating_half: Option<i64>,
     /// Moderators are neither muted nor slowed.
     pub moderator: bool,
     pub effect: Effect<'a>,
@@ -518,6 +525,7 @@ pub async fn append(db: &Db, queue: &WriteQueue, msg: NewMessage<'_>) -> Result<
         amount: msg.amount,
         edited_at: None,
         deleted_at: None,
+        author_rating_half: msg.author_rating_half,
     };
     match insert(&mut tx, &stored, msg.client_msg_id).await {
         Ok(_) => {
@@ -543,8 +551,8 @@ async fn insert(
 ) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO messages (id, room_id, seq, kind, user_id, username, client_msg_id, body, sent_at,
-                               target_id, target_name, amount)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                               target_id, target_name, amount, author_rating_half)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&m.id)
     .bind(&m.room_id)
@@ -558,6 +566,7 @@ async fn insert(
     .bind(m.target_id.as_deref())
     .bind(m.target_name.as_deref())
     .bind(m.amount)
+    .bind(m.author_rating_half)
     .execute(&mut **tx)
     .await
     .map(drop)
@@ -583,4 +592,15 @@ pub async fn messages_before(db: &Db, room_id: &str, before: i64, limit: i64) ->
     let mut out = rows.iter().map(message_from_row).collect::<Result<Vec<_>>>()?;
     out.reverse();
     Ok(out)
+}
+
+/// Everyone who ever posted a chat line in the room (at most `limit`), for the rating split.
+pub async fn posters(db: &Db, room_id: &str, limit: i64) -> Result<Vec<String>> {
+    let ids =
+        sqlx::query_scalar("SELECT DISTINCT user_id FROM messages WHERE room_id = $1 AND kind = 'message' LIMIT $2")
+            .bind(room_id)
+            .bind(limit)
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(ids)
 }
