@@ -103,6 +103,7 @@ function show(main, room, history) {
   const closeArea = h('div', {});
   const slowEl = h('span', { class: 'tag', id: 'slow-mode-badge', hidden: true });
   const modArea = h('div', { class: 'room__mod' });
+  const splitEl = h('p', { class: 'muted small', id: 'rating-split', hidden: true });
   const present = new Map(); // userId → username
   const pendingEls = new Map(); // clientMsgId → li
   const ackedSeq = new Map(); // seq → li of our pending message, until its message frame arrives
@@ -118,7 +119,7 @@ function show(main, room, history) {
       h(
         'header',
         { class: 'room__head' },
-        h('div', {}, h('p', { class: 'eyebrow' }, room.roomType === 'album' ? 'Album room' : 'Genre room'), h('h1', { id: 'room-title' }, room.title), h('p', { class: 'muted small' }, about)),
+        h('div', {}, h('p', { class: 'eyebrow' }, room.roomType === 'album' ? 'Album room' : 'Genre room'), h('h1', { id: 'room-title' }, room.title), h('p', { class: 'muted small' }, about), splitEl),
         h('div', { class: 'room__status' }, stateEl, onlineEl, slowEl, closeArea),
       ),
       h(
@@ -147,6 +148,7 @@ function show(main, room, history) {
     },
   };
   ctx.setSlowMode(room.slowModeSecs ?? 0);
+  if (room.albumId) showSplit(splitEl, room.id);
 
   const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   const toBottom = () => {
@@ -347,6 +349,18 @@ function show(main, room, history) {
     );
   }
   return chat;
+}
+
+/** The header's rating split: how the room's posters rated the album (GET …/ratings). */
+async function showSplit(el, roomId) {
+  try {
+    const s = await api(`${FORUMS}/rooms/${encodeURIComponent(roomId)}/ratings`);
+    if (!s.available) return;
+    el.textContent = `Loved it ${s.loved} · Mixed ${s.mixed} · Disliked ${s.disliked} · Unrated ${s.unrated}`;
+    el.hidden = false;
+  } catch {
+    // No split is better than a broken header.
+  }
 }
 
 function pendingEl(text, me) {

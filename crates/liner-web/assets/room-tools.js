@@ -33,9 +33,11 @@ function renderMessage(li, ctx) {
   const edited = m.editedAt && !m.deleted ? h('span', { class: 'msg__edited', title: new Date(m.editedAt).toLocaleString() }, '(edited)') : null;
   const text = m.deleted ? h('p', { class: 'msg__text msg__text--deleted' }, 'message deleted') : h('p', { class: 'msg__text' }, m.message);
   li.classList.toggle('msg--deleted', Boolean(m.deleted));
+  // Album rooms: the author's rating of the album when they sent it (absent: unrated).
+  const rating = m.authorRating != null ? h('span', { class: 'tag msg__rating', title: 'Their rating of this album' }, `★ ${Number(m.authorRating).toFixed(1)}`) : null;
   mount(
     li,
-    h('div', { class: 'msg__meta' }, h('a', { href: `/users/${encodeURIComponent(m.userId)}`, class: 'msg__author' }, m.username), timeEl(m.sentAt, fmtTime), edited, actions(li, ctx)),
+    h('div', { class: 'msg__meta' }, h('a', { href: `/users/${encodeURIComponent(m.userId)}`, class: 'msg__author' }, m.username), rating, timeEl(m.sentAt, fmtTime), edited, actions(li, ctx)),
     text,
   );
 }
