@@ -14,6 +14,7 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
     servers((url = "/api/users-reviews")),
     paths(
         users::handlers::register, users::handlers::login, users::handlers::profile,
+        users::settings::read, users::settings::update,
         reviews::handlers::create, reviews::handlers::get, reviews::handlers::list_by_album,
         reviews::handlers::list_by_user, reviews::handlers::update, reviews::handlers::delete,
         reviews::charts::charts,
@@ -21,7 +22,7 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
         follows::handlers::follow, follows::handlers::unfollow, follows::handlers::status,
         follows::handlers::followers, follows::handlers::following, follows::handlers::feed,
         lists::handlers::create, lists::handlers::get, lists::handlers::update, lists::handlers::delete,
-        lists::handlers::add_item, lists::handlers::reorder, lists::handlers::remove_item, lists::handlers::of_user,
+        lists::handlers::add_item, lists::handlers::reorder, lists::handlers::edit_item, lists::handlers::remove_item, lists::handlers::of_user,
     ),
     components(schemas(ErrorBody, ErrorDetail, reviews::model::Sort, reviews::model::Period)),
     modifiers(&BearerAuth, &CommonErrors)

@@ -21,6 +21,7 @@ liner_shared::on_both_backends!(
     lists_are_owned_ordered_and_bounded,
     community_writes_are_rate_limited_per_user,
     racing_likes_and_list_additions_stay_consistent,
+    an_items_note_is_edited_by_the_lists_owner_only,
 );
 
 async fn put(app: &TestApp, path: &str, token: &str, body: Option<Value>) -> Resp {
@@ -392,5 +393,36 @@ async fn racing_likes_and_list_additions_stay_consistent(backend: Backend) {
         .await
         .expect("count");
     assert_eq!(distinct, 20);
+    app.stop().await;
+}
+
+async fn an_items_note_is_edited_by_the_lists_owner_only(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let r = app.post("/lists", Some(&alice), json!({"name": "Mornings"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let list = r.body["id"].as_str().expect("id").to_owned();
+    for album in ["mb:a", "mb:b"] {
+        let r = app.post(&format!("/lists/{list}/items"), Some(&alice), json!({"albumId": album, "note": "old"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let item = format!("/lists/{list}/items/mb:b");
+    let edited = ok(&put(&app, &item, &alice, Some(json!({"note": "with coffee"}))).await).clone();
+    let notes: Vec<&Value> = edited["items"].as_array().expect("items").iter().map(|i| &i["note"]).collect();
+    assert_eq!(notes, [&json!("old"), &json!("with coffee")], "only that album's note, in place");
+    assert_eq!(ok(&app.get(&format!("/lists/{list}")).await)["items"][1]["note"], "with coffee", "stored");
+
+    put(&app, &item, &bob, Some(json!({"note": "mine now"}))).await.assert_error(403, "forbidden");
+    put(&app, &format!("/lists/{list}/items/mb:zzz"), &alice, Some(json!({"note": "x"})))
+        .await
+        .assert_error(404, "not_found");
+    put(&app, &item, &alice, Some(json!({"note": "n".repeat(1001)}))).await.assert_invalid("note");
+    put(&app, &item, &alice, Some(json!({}))).await.assert_invalid("note");
+    assert_eq!(
+        ok(&app.get(&format!("/lists/{list}")).await)["items"][1]["note"],
+        "with coffee",
+        "refused edits changed nothing"
+    );
     app.stop().await;
 }

@@ -1,4 +1,5 @@
-//! Create, read, rename, delete a list; add, remove and reorder its albums; a user's lists.
+//! Create, read, rename, delete a list; add, remove, reorder its albums and edit their
+//! notes; a user's lists.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -133,6 +134,23 @@ pub async fn reorder(
     }
     state.admit_write(user.id())?;
     store::reorder(&state.db, &list_id, user.id(), &req.album_ids, now_millis()).await?;
+    Ok(ApiJson(view(&state, &list_id).await?))
+}
+
+/// Change the note of an album in your list.
+#[utoipa::path(put, path = "/lists/{listId}/items/{albumId}", tag = "lists",
+    params(("listId" = String, Path), ("albumId" = String, Path)), request_body = EditItem, security(("bearer" = [])),
+    responses((status = 200, body = List), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn edit_item(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((list_id, album_id)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<EditItem>,
+) -> Result<ApiJson<List>, ApiError> {
+    validate_note(&req.note)?;
+    state.admit_write(user.id())?;
+    store::set_note(&state.db, &list_id, user.id(), &album_id, &req.note, now_millis()).await?;
     Ok(ApiJson(view(&state, &list_id).await?))
 }
 

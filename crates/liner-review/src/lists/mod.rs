@@ -20,6 +20,6 @@ pub fn router() -> Router<AppState> {
         .route("/lists", post(handlers::create))
         .route("/lists/{list_id}", get(handlers::get).put(handlers::update).delete(handlers::delete))
         .route("/lists/{list_id}/items", post(handlers::add_item).put(handlers::reorder))
-        .route("/lists/{list_id}/items/{album_id}", delete(handlers::remove_item))
+        .route("/lists/{list_id}/items/{album_id}", delete(handlers::remove_item).put(handlers::edit_item))
         .route("/users/{user_id}/lists", get(handlers::of_user))
 }

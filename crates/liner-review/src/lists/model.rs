@@ -50,6 +50,14 @@ pub struct AddItem {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditItem {
+    /// Up to 1,000 characters; empty clears it.
+    #[schema(max_length = 1000)]
+    pub note: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Reorder {
     /// Every album of the list, once each, in the new order.
     #[schema(max_items = 250)]

@@ -175,6 +175,23 @@ pub async fn remove_item(db: &Db, list_id: &str, user_id: &str, album_id: &str, 
     Ok(())
 }
 
+/// Replaces an album's note; 404 if the album is not in the list.
+pub async fn set_note(db: &Db, list_id: &str, user_id: &str, album_id: &str, note: &str, now: i64) -> Result<()> {
+    let mut tx = begin_change(db, list_id, user_id, now).await?;
+    let changed = sqlx::query("UPDATE list_items SET note = $1 WHERE list_id = $2 AND album_id = $3")
+        .bind(note)
+        .bind(list_id)
+        .bind(album_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if changed == 0 {
+        return Err(ReviewError::NotFound("list item"));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Puts the items in the given order (every album of the list once, else 422).
 pub async fn reorder(db: &Db, list_id: &str, user_id: &str, order: &[String], now: i64) -> Result<()> {
     let mut tx = begin_change(db, list_id, user_id, now).await?;

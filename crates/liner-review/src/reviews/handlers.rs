@@ -83,18 +83,30 @@ pub async fn get(
     Ok(ApiJson(review))
 }
 
-/// An album's reviews with rating aggregates and score, newest first by default.
+/// An album's reviews with rating aggregates and score, newest first by default; with
+/// `blind=true` hidden until the caller has reviewed the album.
 #[utoipa::path(get, path = "/reviews/album/{albumId}", tag = "reviews",
-    description = score::explanation(),
-    params(("albumId" = String, Path, min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_:.-]+$"), ListQuery),
-    responses((status = 200, body = AlbumReviews), (status = 400, body = crate::openapi::ErrorBody),
+    description = score::explanation(), security((), ("bearer" = [])),
+    params(("albumId" = String, Path, min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_:.-]+$"), AlbumQuery),
+    responses((status = 200, body = AlbumPage), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, description = "`blind=true` without a token, or a bad token", body = crate::openapi::ErrorBody),
         (status = 422, body = crate::openapi::ErrorBody)))]
 pub async fn list_by_album(
     State(state): State<AppState>,
+    MaybeAuthUser(caller): MaybeAuthUser,
     ApiPath(album_id): ApiPath<String>,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<AlbumQuery>,
 ) -> Result<Response, ApiError> {
     validate_album_id(&album_id)?;
+    // Blind-first: a different, uncached answer until the caller's own review exists;
+    // from then on the one shared page below, byte for byte what everyone gets.
+    if query.blind == Some(true) {
+        let caller = caller.ok_or_else(|| ApiError::unauthorized("blind=true needs a token"))?;
+        if !store::has_reviewed(&state.db, &caller.sub, &album_id).await? {
+            return Ok(ApiJson(HiddenAlbumReviews { album_id, hidden: true, items: Vec::new() }).into_response());
+        }
+    }
+    let query = query.listing();
     let json = [(CONTENT_TYPE, "application/json")];
     if query.cursor.is_some() {
         return Ok(ApiJson(album_page(&state, album_id, query).await?).into_response());

@@ -81,6 +81,27 @@ pub struct AlbumReviews {
     pub next_cursor: Option<String>,
 }
 
+/// The album page for a blind-first caller who has not reviewed the album yet: no score,
+/// no aggregates, no reviews (`items` is empty: the caller has none of their own).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HiddenAlbumReviews {
+    pub album_id: String,
+    /// Always true.
+    pub hidden: bool,
+    /// Always empty.
+    pub items: Vec<Review>,
+}
+
+/// What `GET /reviews/album/{albumId}` answers: the page, or with `blind=true` before
+/// the caller's own review, the page hidden.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AlbumPage {
+    Shown(AlbumReviews),
+    Hidden(HiddenAlbumReviews),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserReviews {
@@ -164,6 +185,27 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     pub sort: Option<Sort>,
+}
+
+/// The album listing's query: [`ListQuery`] and `blind`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlbumQuery {
+    /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub sort: Option<Sort>,
+    /// `true` (needs a token, else 401): until the caller has reviewed this album, answer
+    /// `{albumId, hidden: true, items: []}` instead of the page — for blind-first users.
+    /// After their review it is the ordinary (shared, cached) page.
+    pub blind: Option<bool>,
+}
+
+impl AlbumQuery {
+    pub fn listing(self) -> ListQuery {
+        ListQuery { limit: self.limit, cursor: self.cursor, sort: self.sort }
+    }
 }
 
 /// A page size from the query: 1–100, default 20.

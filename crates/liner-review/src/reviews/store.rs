@@ -132,6 +132,17 @@ pub async fn exists(db: &Db, id: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// Whether the user has reviewed the album: one lookup of the (user_id, album_id)
+/// unique key.
+pub async fn has_reviewed(db: &Db, user_id: &str, album_id: &str) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM reviews WHERE user_id = $1 AND album_id = $2")
+        .bind(user_id)
+        .bind(album_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Whose reviews a listing shows: one album's or one user's. Both page the same way.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {

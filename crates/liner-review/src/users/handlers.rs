@@ -134,6 +134,7 @@ async fn load_profile(state: &AppState, user_id: &str, with_email: bool) -> Resu
     let user = store::find_by_id(&state.db, user_id).await?.ok_or(ReviewError::NotFound("user"))?;
     let (review_count, average_rating) = store::review_stats(&state.db, &user.id).await?;
     let (followers, following) = crate::follows::store::counts(&state.db, &user.id).await?;
+    let blind_first = if with_email { store::blind_first(&state.db, &user.id).await? } else { None };
     Ok(Profile {
         id: user.id,
         username: user.username,
@@ -143,5 +144,6 @@ async fn load_profile(state: &AppState, user_id: &str, with_email: bool) -> Resu
         followers,
         following,
         email: with_email.then_some(user.email),
+        blind_first,
     })
 }

@@ -1,8 +1,9 @@
-//! Users: registration, login (token issuing) and public profiles.
+//! Users: registration, login (token issuing), public profiles and one's own settings.
 
 pub mod handlers;
 pub mod limiter;
 pub mod model;
+pub mod settings;
 pub mod store;
 
 use axum::Router;
@@ -15,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .route("/users/register", post(handlers::register))
         .route("/users/login", post(handlers::login))
         .route("/users/profile/{user_id}", get(handlers::profile))
+        .route("/users/me/settings", get(settings::read).put(settings::update))
 }

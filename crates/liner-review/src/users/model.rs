@@ -69,6 +69,10 @@ pub struct Profile {
     /// Present only when the caller is this user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The user's blind-first setting (`/users/me/settings`); present only when the
+    /// caller is this user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blind_first: Option<bool>,
 }
 
 /// A user row as stored.

@@ -84,3 +84,21 @@ pub async fn exists(db: &Db, id: &str) -> Result<bool> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1").bind(id).fetch_one(&db.pool).await?;
     Ok(n > 0)
 }
+
+/// The user's blind-first setting; None for an unknown user.
+pub async fn blind_first(db: &Db, id: &str) -> Result<Option<bool>> {
+    let on: Option<i64> =
+        sqlx::query_scalar("SELECT blind_first FROM users WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+    Ok(on.map(|on| on != 0))
+}
+
+/// Sets the user's blind-first setting; false for an unknown user.
+pub async fn set_blind_first(db: &Db, id: &str, on: bool) -> Result<bool> {
+    let changed = sqlx::query("UPDATE users SET blind_first = $1 WHERE id = $2")
+        .bind(i64::from(on))
+        .bind(id)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(changed > 0)
+}
