@@ -15,6 +15,7 @@ import * as auth from './page-auth.js';
 import * as room from './page-room.js';
 import * as feed from './page-feed.js';
 import * as list from './page-list.js';
+import * as likes from './page-likes.js';
 
 const ROUTES = [
   [/^\/$/, home.render],
@@ -24,6 +25,7 @@ const ROUTES = [
   [/^\/albums\/new$/, addAlbum.render],
   [/^\/albums\/([^/]+)$/, album.render],
   [/^\/users\/([^/]+)$/, user.render],
+  [/^\/users\/([^/]+)\/likes$/, likes.render],
   [/^\/rooms\/([^/]+)$/, room.render],
   [/^\/feed$/, feed.render],
   [/^\/lists\/([^/]+)$/, list.render],

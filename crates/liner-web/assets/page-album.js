@@ -1,6 +1,8 @@
 // One album: catalogue facts, the score (weighted, its 90 % interval, the plain average,
 // the histogram), one's own review, everyone's reviews (four sorts, "more" paging), and
-// the album's live room, likes and spoilers on each review, and "add to a list".
+// the album's live room, likes and spoilers on each review, and "add to a list". For a
+// blind-first person (settings.js) the score and reviews are asked with `blind=true` and
+// stay hidden until their own review is saved; then the same refresh reveals them.
 
 import { REVIEWS, album as fetchAlbum, api, query } from './api.js';
 import { cover, failure, fmtDate, fmtScore, h, loading, mount, plural, setTitle, srOnly, timeEl } from './dom.js';
@@ -9,6 +11,7 @@ import { STEPS, fmtRating, stars } from './rating.js';
 import { findOwnReview, reviewForm } from './review-form.js';
 import { addToList } from './lists.js';
 import * as session from './session.js';
+import { blindFirst } from './settings.js';
 import { applyLiked, likeButton, reviewText } from './social.js';
 
 const SORTS = [
@@ -77,9 +80,20 @@ async function loadHead(el, albumId) {
   }
 }
 
+/** The album's reviews page; blind (and with the token) for a blind-first person. */
+async function albumPage(albumId, params) {
+  const blind = await blindFirst();
+  const q = query({ ...params, blind: blind ? 'true' : null });
+  return api(`${REVIEWS}/reviews/album/${encodeURIComponent(albumId)}${q}`, { auth: blind });
+}
+
 async function loadStats(el, albumId) {
   try {
-    const res = await api(`${REVIEWS}/reviews/album/${encodeURIComponent(albumId)}?limit=1`);
+    const res = await albumPage(albumId, { limit: 1 });
+    if (res.hidden) {
+      mount(el, h('h2', { id: 'score-heading' }, 'Score'), h('p', { class: 'blind-note', id: 'blind-note' }, 'Rate it first to see what others think.'));
+      return;
+    }
     mount(el, scoreCard(res), res.total ? histogram(res.histogram ?? {}) : null);
   } catch (err) {
     mount(el, failure(err, () => loadStats(el, albumId)));
@@ -165,9 +179,15 @@ function reviewList(el, albumId) {
       mount(status, loading());
     }
     try {
-      const res = await api(`${REVIEWS}/reviews/album/${encodeURIComponent(albumId)}${query({ sort: select.value, limit: 10, cursor })}`);
+      const res = await albumPage(albumId, { sort: select.value, limit: 10, cursor });
       if (mine !== generation) return;
       if (reset) items.replaceChildren();
+      if (res.hidden) {
+        mount(status, h('p', { class: 'empty', id: 'reviews-hidden' }, 'Reviews stay hidden until you rate this album (blind-first, on your profile).'));
+        count.textContent = '';
+        more.hidden = true;
+        return;
+      }
       mount(status, res.total ? null : h('p', { class: 'empty' }, 'No reviews yet.'));
       count.textContent = res.total ? `(${res.total.toLocaleString()})` : '';
       const added = res.items.map((r) => reviewItem(r));

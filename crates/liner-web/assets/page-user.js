@@ -1,11 +1,14 @@
 // A profile: username, member since, review count and average, followers and following
 // (with a Follow button for others), their lists, and their reviews (newest first,
-// "more" paging), each with the album's title from the catalogue.
+// "more" paging), each with the album's title from the catalogue. On one's own profile:
+// the blind-first setting (album scores and reviews hidden until one has rated them).
 
 import { REVIEWS, albumsById, api, query } from './api.js';
 import { cover, failure, fmtDate, fmtScore, h, loading, mount, setTitle } from './dom.js';
 import { listsSection } from './lists.js';
 import { reviewItem } from './page-album.js';
+import * as session from './session.js';
+import { blindFirst, setBlindFirst } from './settings.js';
 import { followButton } from './social.js';
 
 export function render(main, userId) {
@@ -31,7 +34,7 @@ export function render(main, userId) {
           'div',
           {},
           h('div', { class: 'profile__name' }, h('h1', { id: 'profile-name' }, p.username), follow),
-          h('p', { class: 'muted' }, `Member since ${fmtDate(p.createdAt)}`),
+          h('p', { class: 'muted' }, `Member since ${fmtDate(p.createdAt)} · `, h('a', { href: `/users/${encodeURIComponent(userId)}/likes`, id: 'profile-likes' }, 'Liked reviews')),
           h(
             'dl',
             { class: 'profile__stats' },
@@ -40,6 +43,7 @@ export function render(main, userId) {
             h('div', {}, h('dt', {}, 'Followers'), followers),
             h('div', {}, h('dt', {}, 'Following'), h('dd', { id: 'profile-following' }, p.following.toLocaleString())),
           ),
+          session.current()?.user.id === userId ? blindToggle() : null,
         ),
       );
     } catch (err) {
@@ -63,6 +67,37 @@ export function render(main, userId) {
   }
   more.addEventListener('click', page);
   page();
+}
+
+/** The blind-first switch on one's own profile, saved as soon as it changes. */
+function blindToggle() {
+  const box = h('input', { type: 'checkbox', id: 'blind-first', disabled: true });
+  const status = h('span', { class: 'muted small', role: 'status' });
+  blindFirst().then((on) => {
+    box.checked = on;
+    box.disabled = false;
+  });
+  box.addEventListener('change', async () => {
+    box.disabled = true;
+    try {
+      box.checked = await setBlindFirst(box.checked);
+      status.textContent = 'Saved.';
+    } catch (err) {
+      box.checked = !box.checked;
+      status.textContent = err.message;
+    } finally {
+      box.disabled = false;
+    }
+  });
+  return h(
+    'p',
+    { class: 'blind-setting' },
+    box,
+    ' ',
+    h('label', { for: 'blind-first' }, 'Blind-first: hide an album\'s score and reviews until I have rated it'),
+    ' ',
+    status,
+  );
 }
 
 export function albumLink(albumId, album) {

@@ -55,6 +55,8 @@ pub const SOURCES: &[(&str, &[u8])] = embed![
     "lists.js",
     "page-feed.js",
     "page-list.js",
+    "settings.js",
+    "page-likes.js",
 ];
 
 /// One file as served.
