@@ -31,7 +31,11 @@ export function query(params) {
   return s ? `?${s}` : '';
 }
 
-export async function api(path, { method = 'GET', body, auth = method !== 'GET' } = {}) {
+/**
+ * `expire: false` for background reads (one's settings): a refused token is then left
+ * for the person's next action to report, instead of logging them out on page load.
+ */
+export async function api(path, { method = 'GET', body, auth = method !== 'GET', expire = auth } = {}) {
   const headers = { accept: 'application/json' };
   if (auth) {
     const s = session.current();
@@ -49,7 +53,7 @@ export async function api(path, { method = 'GET', body, auth = method !== 'GET' 
   const data = await res.json().catch(() => null);
   if (!res.ok) {
     const err = data?.error ?? {};
-    if (res.status === 401 && auth) session.expire();
+    if (res.status === 401 && expire) session.expire();
     const retry = res.headers.get('retry-after');
     const message = err.message ?? `The server answered ${res.status}.`;
     throw new ApiError(res.status, err.code ?? `http_${res.status}`, retry ? `${message} (try again in ${retry} s)` : message, err);

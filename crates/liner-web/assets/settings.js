@@ -12,7 +12,7 @@ export function blindFirst() {
   const s = session.current();
   if (!s) return Promise.resolve(false);
   if (cached?.token !== s.token) {
-    const promise = api(`${REVIEWS}/users/me/settings`, { auth: true })
+    const promise = api(`${REVIEWS}/users/me/settings`, { auth: true, expire: false })
       .then((r) => r.blindFirst === true)
       .catch(() => false);
     cached = { token: s.token, promise };
