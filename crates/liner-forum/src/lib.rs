@@ -23,6 +23,7 @@ pub mod chat;
 pub mod error;
 pub mod moderation;
 pub mod openapi;
+pub mod pause;
 pub mod ratings;
 pub mod rooms;
 pub mod state;

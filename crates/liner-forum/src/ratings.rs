@@ -15,10 +15,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use liner_discovery::peers::ServiceUrls;
 use liner_shared::tls::PeerClient;
+
+use crate::pause::Pause;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -37,7 +39,7 @@ pub struct Ratings {
     client: PeerClient,
     review: ServiceUrls,
     cache: Cache<String, AlbumRatings>,
-    down_until: std::sync::Mutex<Option<Instant>>,
+    pause: Pause,
 }
 
 #[derive(Deserialize)]
@@ -92,7 +94,7 @@ impl Ratings {
             client,
             review,
             cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build(),
-            down_until: std::sync::Mutex::new(None),
+            pause: Pause::new(BACKOFF),
         }
     }
 
@@ -106,7 +108,7 @@ impl Ratings {
         if let Some(hit) = self.cache.get(album_id) {
             return Some(hit);
         }
-        if self.is_backing_off() {
+        if self.pause.is_on() {
             return None;
         }
         let base = self.review.pick()?;
@@ -118,14 +120,10 @@ impl Ratings {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "review service unreachable for ratings; no badges for now");
-                *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + BACKOFF);
+                self.pause.start();
                 None
             }
         }
-    }
-
-    fn is_backing_off(&self) -> bool {
-        self.down_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| Instant::now() < t)
     }
 
     /// Walks the album's listing (album ids are validated `[A-Za-z0-9_:.-]`, URL-safe).
@@ -136,7 +134,7 @@ impl Ratings {
             let mut url = format!("{base}/api/users-reviews/reviews/album/{album_id}?limit=100");
             if let Some(c) = &cursor {
                 url.push_str("&cursor=");
-                url.push_str(&urlencoding(c));
+                url.extend(form_urlencoded::byte_serialize(c.as_bytes()));
             }
             let (status, body) = self.client.get(&url, LOOKUP_TIMEOUT, MAX_PAGE_BYTES).await?;
             anyhow::ensure!(status.is_success(), "answered {status}");
@@ -151,16 +149,6 @@ impl Ratings {
         }
         Ok(map)
     }
-}
-
-/// Percent-encodes a cursor for a query string (cursors are opaque, usually URL-safe).
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -179,6 +167,5 @@ mod tests {
         assert_eq!((s.loved, s.mixed, s.disliked, s.unrated, s.available), (2, 2, 2, 1, true));
         let none = RatingSplit::of(["a"], None);
         assert_eq!((none.unrated, none.available), (1, false));
-        assert_eq!(urlencoding("a+b/="), "a%2Bb%2F%3D");
     }
 }

@@ -15,11 +15,13 @@
 //! bounded ([`CACHE_CAPACITY`] users) and entries expire, so memory does not grow with
 //! every user who ever connected.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use liner_discovery::peers::ServiceUrls;
 use liner_shared::auth::Claims;
 use liner_shared::tls::PeerClient;
+
+use crate::pause::Pause;
 use moka::sync::Cache;
 use serde::Deserialize;
 
@@ -37,7 +39,7 @@ pub struct Usernames {
     review: ServiceUrls,
     /// user id → username, or `None`: the review service does not know the user.
     cache: Cache<String, Option<String>>,
-    down_until: std::sync::Mutex<Option<Instant>>,
+    pause: Pause,
 }
 
 /// The token's user does not exist (the review service said so).
@@ -55,7 +57,7 @@ impl Usernames {
             client,
             review,
             cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build(),
-            down_until: std::sync::Mutex::new(None),
+            pause: Pause::new(BACKOFF),
         }
     }
 
@@ -78,7 +80,7 @@ impl Usernames {
         }
         // Ids are ours (the token is signed), but keep the URL well-formed regardless.
         let id_ok = !user_id.is_empty() && user_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok || self.is_backing_off() {
+        if !id_ok || self.pause.is_on() {
             return None;
         }
         let Some(base) = self.review.pick() else {
@@ -93,14 +95,10 @@ impl Usernames {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "review service unreachable for username lookups; using token names");
-                *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + BACKOFF);
+                self.pause.start();
                 None
             }
         }
-    }
-
-    fn is_backing_off(&self) -> bool {
-        self.down_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| Instant::now() < t)
     }
 
     /// `Ok(None)`: the service answered but does not know the user.

@@ -702,6 +702,8 @@ pub async fn member(gw_addr: String, room: String, m: Member, ws: Ws, ctl: ChatC
         let lost = Instant::now();
         log.lost_at.push(lost);
         let mut in_row = 0;
+        // The client under test backs off between attempts, as real ones do.
+        let mut backoff = Backoff::up_to(Duration::from_millis(200));
         loop {
             match ws_connect(&gw_addr, &m.user.token, &room, log.last()).await {
                 Ok(w) => {
@@ -716,8 +718,7 @@ pub async fn member(gw_addr: String, room: String, m: Member, ws: Ws, ctl: ChatC
                     log.max_connect_failures_in_row = log.max_connect_failures_in_row.max(in_row);
                     log.errors.push(format!("reconnect: {e}"));
                     assert!(lost.elapsed() < Duration::from_secs(30), "{} could not reconnect: {e}", m.name);
-                    // The client under test backs off between attempts, as real ones do.
-                    tokio::time::sleep(RECONNECT_BACKOFF).await;
+                    backoff.wait().await;
                 }
             }
         }
@@ -739,22 +740,38 @@ pub async fn history(http: &reqwest::Client, gw: &str, room: &str) -> Vec<Value>
     all
 }
 
-/// A chat member's pause before trying to reconnect again (client behaviour, not a wait).
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
-/// How often [`wait_until`] looks: what it watches (the gateway's `/metrics`, the
-/// registry's `List`, `/readyz`) has no way to notify, only to be asked.
-const POLL_EVERY: Duration = Duration::from_millis(100);
+/// The gap between attempts at something that cannot notify (the gateway's `/metrics`,
+/// the registry's `List`, `/readyz`, a reconnect through the gateway): 2 ms at first,
+/// doubling up to a cap, so a condition that holds soon is seen at once and one that
+/// takes seconds is not asked hundreds of times.
+struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
 
-/// Asks `check` until it holds (every [`POLL_EVERY`]); fails after `bound`.
+impl Backoff {
+    fn up_to(cap: Duration) -> Self {
+        Self { next: Duration::from_millis(2), cap }
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.cap);
+    }
+}
+
+/// Asks `check` until it holds (with a [`Backoff`] up to 100 ms between asks); fails
+/// after `bound`.
 pub async fn wait_until<F, Fut>(what: &str, bound: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let started = Instant::now();
+    let mut backoff = Backoff::up_to(Duration::from_millis(100));
     while !check().await {
         assert!(started.elapsed() < bound, "{what}: not within {bound:?}");
-        tokio::time::sleep(POLL_EVERY).await;
+        backoff.wait().await;
     }
     started.elapsed()
 }
