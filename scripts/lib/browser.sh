@@ -43,7 +43,10 @@ http_ok() {
 start_liner_for_browser() {
   local bin=$1 dir pid url=""
   dir=$(mktemp -d /tmp/liner-browser.XXXXXX)
-  "$bin" up --listen 127.0.0.1:0 --data-dir "$dir/data" --registrations-per-address 0 >"$dir/stdout" 2>"$dir/stderr" &
+  # Adaptive slow mode with thresholds a browser test can reach in a few seconds
+  # (test_rooms_moderation.py); no other browser test sends 10 lines within 3 s to one room.
+  "$bin" up --listen 127.0.0.1:0 --data-dir "$dir/data" --registrations-per-address 0 \
+    --auto-slow-mode-messages 10 --auto-slow-mode-window-secs 3 --auto-slow-mode-secs 20 --auto-slow-mode-hold-secs 2 >"$dir/stdout" 2>"$dir/stderr" &
   pid=$!
   LINER_CLEANUP+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf $dir")
   for _ in $(seq 600); do

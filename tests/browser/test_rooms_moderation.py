@@ -119,3 +119,27 @@ def test_typing_shows_for_the_other_member_and_slow_mode_holds_him(person):
     expect(bob.page.locator("#pending .msg--failed")).to_contain_text("slow mode")
     send_chat(alice.page, "moderators are not slowed")
     expect(bob.page.locator("#messages .msg__text")).to_have_text(["what a solo", "moderators are not slowed"])
+
+
+def test_a_busy_room_slows_itself_down_and_back(person):
+    """Adaptive slow mode, with the thresholds scripts/browser-test gives `liner up`
+    (10 rows within 3 s switch a 20 s slow mode on; it may switch off after 2 s once the
+    last 3 s held fewer than 5 rows): both members see the notice and the badge, the next
+    line is held back and says why, and the room switches back by itself."""
+    alice, bob = person("alice"), person("bob")
+    open_room(alice, bob)
+    lines = [f"release day {i}" for i in range(10)]
+    for text in lines:
+        send_chat(bob.page, text)
+    for p in (alice, bob):
+        expect(p.page.locator("#messages .msg__text")).to_have_text(lines)
+        expect(p.page.locator("#messages .msg--notice")).to_contain_text(["The room is busy: slow mode switched on by itself, one message every 20 s"])
+        expect(p.page.locator("#slow-mode-badge")).to_have_text("Slow mode 20 s (busy room)")
+    bob.screenshot("room-busy")
+    send_chat(bob.page, "one more")
+    expect(bob.page.locator("#pending .msg--failed")).to_contain_text("slow mode")
+    for p in (alice, bob):
+        expect(p.page.locator("#messages .msg--notice")).to_contain_text(["The room is busy", "The room has calmed down: slow mode is off"])
+        expect(p.page.locator("#slow-mode-badge")).to_be_hidden()
+    send_chat(bob.page, "phew")
+    expect(alice.page.locator("#messages .msg__text").last).to_have_text("phew")

@@ -112,6 +112,9 @@ pub struct Settings {
     /// Seconds between keep-alive pings.
     #[arg(long, env = "LINER_FORUM_PING_INTERVAL_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ping_interval_secs: u64,
+    /// Adaptive slow mode: when a busy room slows itself down.
+    #[command(flatten)]
+    pub adaptive: moderation::adaptive::AdaptiveSettings,
 }
 
 impl Settings {
@@ -130,6 +133,7 @@ impl Settings {
             rate_burst: 20,
             idle_timeout_secs: 60,
             ping_interval_secs: 20,
+            adaptive: Default::default(),
         }
     }
 
@@ -153,6 +157,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             ping_interval: Duration::from_secs(self.ping_interval_secs),
             max_frame_bytes: MAX_FRAME_BYTES,
+            adaptive: self.adaptive.clone(),
         }
     }
 }
@@ -277,6 +282,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         shutdown: shutdown.clone(),
         sessions: TaskTracker::new(),
     };
+    tasks.spawn(moderation::adaptive::calm_loop(state.clone(), shutdown.clone()));
     tracing::info!(%replica, fanout = if settings.redis_url.is_some() { "redis" } else { "in-process" }, "forum ready");
     let sessions = state.sessions.clone();
     let probe = LiveProbe { hub: state.fanout.hub.clone(), sessions: sessions.clone() };

@@ -31,6 +31,8 @@ pub struct ChatConfig {
     pub ping_interval: Duration,
     /// Largest WebSocket frame / message accepted from a client, in bytes.
     pub max_frame_bytes: usize,
+    /// When a busy room slows itself down.
+    pub adaptive: crate::moderation::adaptive::AdaptiveSettings,
 }
 
 impl ChatConfig {

@@ -74,9 +74,17 @@ struct Scene {
 }
 
 async fn scene(mode: Mode) -> Scene {
+    scene_with(mode, liner_forum::moderation::adaptive::AdaptiveSettings::default()).await
+}
+
+async fn scene_with(mode: Mode, adaptive: liner_forum::moderation::adaptive::AdaptiveSettings) -> Scene {
     let review = start_review().await;
     // 40 frames back to back in one test; the limiter itself is abuse.rs's.
-    let (backing, forums) = start_forums(&review, mode, |s| s.rate_burst = 100).await;
+    let tweak = |s: &mut liner_forum::Settings| {
+        s.rate_burst = 100;
+        s.adaptive = adaptive.clone();
+    };
+    let (backing, forums) = start_forums(&review, mode, tweak).await;
     let alice = register(&review, "alice").await;
     let bob = register(&review, "bob").await;
     let carol = register(&review, "carol").await;
@@ -314,6 +322,124 @@ async fn mute_kick_and_slow_mode_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_kick_and_slow_mode_two_replicas() {
     mute_kick_and_slow_mode(Mode::Replicated).await;
+}
+
+/// A quick rule for the tests: 6 rows within 5 s switch a 30 s slow mode on; it may
+/// switch off after 1 s, once the last 5 s held fewer than 3 rows.
+fn quick_rule() -> liner_forum::moderation::adaptive::AdaptiveSettings {
+    liner_forum::moderation::adaptive::AdaptiveSettings {
+        messages: 6,
+        window_secs: 5,
+        slow_mode_secs: 30,
+        hold_secs: 1,
+    }
+}
+
+/// Adaptive slow mode: a burst of 6 lines switches slow mode on by itself (one `slowmode`
+/// event, `automatic`, on every replica, right after the line that crossed the
+/// threshold), so the next line is refused; once the room is calm it switches off by
+/// itself, once (both replicas check); the room's state and a replay from 0 show both.
+async fn adaptive_slow_mode_switches_on_and_off(mode: Mode) {
+    let mut s = scene_with(mode, quick_rule()).await;
+    for i in 0..6 {
+        assert_eq!(
+            send_and_answer(&mut s.b, chat(&s.room, "release day!", Some(&format!("b{i}")))).await["type"],
+            "ack"
+        );
+    }
+    let burst = events(&mut s.a, 0, 7).await;
+    let on = &burst[6];
+    assert_eq!(
+        (on["type"].as_str(), on["seconds"].as_i64(), on["automatic"].as_bool()),
+        (Some("slowmode"), Some(30), Some(true)),
+        "{on}"
+    );
+    assert_eq!(on["username"], "Liner");
+    // Bob's own lines went by while he waited for his acks.
+    assert_eq!(next_of_type(&mut s.b, "slowmode").await, *on, "the same event on the other replica");
+    let held = send_and_answer(&mut s.b, chat(&s.room, "one more", Some("b6"))).await;
+    assert_eq!(held["code"], "slow_mode", "{held}");
+    let api = |path: &str| s.forums.last().unwrap().api(&format!("/rooms/{}{path}", s.room));
+    let (_, state) = rest(reqwest::Method::GET, api("/moderation"), &s.bob, None).await;
+    assert_eq!((state["slowModeSecs"].as_i64(), state["slowModeAutomatic"].as_bool()), (Some(30), Some(true)));
+
+    for reader in [&mut s.a, &mut s.b] {
+        let off = events(reader, 7, 1).await;
+        assert_eq!(
+            (off[0]["type"].as_str(), off[0]["seconds"].as_i64(), off[0]["automatic"].as_bool()),
+            (Some("slowmode"), Some(0), Some(true)),
+            "{}",
+            off[0]
+        );
+    }
+    assert_eq!(send_and_answer(&mut s.b, chat(&s.room, "calm again", Some("b7"))).await["type"], "ack");
+    let after = events(&mut s.a, 8, 1).await;
+    assert_eq!(
+        (after[0]["type"].as_str(), after[0]["message"].as_str()),
+        (Some("message"), Some("calm again")),
+        "one switch off, not one per replica"
+    );
+    let (_, state) = rest(reqwest::Method::GET, api("/moderation"), &s.bob, None).await;
+    assert_eq!((state["slowModeSecs"].as_i64(), state["slowModeAutomatic"].as_bool()), (Some(0), Some(false)));
+
+    let mut c = connect(&s.forums[0], &s.carol, &s.room, Some(0)).await;
+    let replay = events(&mut c, 0, 9).await;
+    let kinds: Vec<(&str, Option<bool>)> =
+        replay.iter().map(|e| (e["type"].as_str().unwrap(), e["automatic"].as_bool())).collect();
+    let mut expected = vec![("message", None); 6];
+    expected.extend([("slowmode", Some(true)), ("slowmode", Some(true)), ("message", None)]);
+    assert_eq!(kinds, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_slow_mode_switches_on_and_off_sqlite() {
+    adaptive_slow_mode_switches_on_and_off(Mode::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_slow_mode_switches_on_and_off_two_replicas() {
+    adaptive_slow_mode_switches_on_and_off(Mode::Replicated).await;
+}
+
+/// A moderator's choice wins: after the rule switched slow mode on, the moderator sets
+/// it off (an event that is not `automatic`), and the next burst leaves it off; a
+/// moderator who sets slow mode keeps it (the calm check does not switch it off).
+async fn a_moderators_choice_wins_over_adaptive_slow_mode(mode: Mode) {
+    let mut s = scene_with(mode, quick_rule()).await;
+    for i in 0..6 {
+        send_and_answer(&mut s.b, chat(&s.room, "burst", Some(&format!("b{i}")))).await;
+    }
+    let on = events(&mut s.a, 0, 7).await;
+    assert_eq!(on[6]["automatic"], true, "{}", on[6]);
+    let api = |path: &str| s.forums[0].api(&format!("/rooms/{}{path}", s.room));
+    let (status, room) = rest(reqwest::Method::PUT, api("/slow-mode"), &s.alice, Some(json!({"seconds": 0}))).await;
+    assert_eq!(
+        (status, room["slowModeSecs"].as_i64(), room["slowModeAutomatic"].as_bool()),
+        (200, Some(0), Some(false))
+    );
+    let off = events(&mut s.a, 7, 1).await;
+    assert_eq!((off[0]["seconds"].as_i64(), off[0]["automatic"].as_bool()), (Some(0), Some(false)), "{}", off[0]);
+    for i in 6..13 {
+        let ack = send_and_answer(&mut s.b, chat(&s.room, "burst again", Some(&format!("b{i}")))).await;
+        assert_eq!(ack["type"], "ack", "the moderator switched it off: {ack}");
+    }
+    let burst = events(&mut s.a, 8, 7).await;
+    assert!(burst.iter().all(|e| e["type"] == "message"), "no automatic switch: {burst:?}");
+
+    let (status, _) = rest(reqwest::Method::PUT, api("/slow-mode"), &s.alice, Some(json!({"seconds": 5}))).await;
+    assert_eq!(status, 200);
+    let (_, state) = rest(reqwest::Method::GET, api("/moderation"), &s.bob, None).await;
+    assert_eq!((state["slowModeSecs"].as_i64(), state["slowModeAutomatic"].as_bool()), (Some(5), Some(false)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderators_choice_wins_over_adaptive_slow_mode_sqlite() {
+    a_moderators_choice_wins_over_adaptive_slow_mode(Mode::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderators_choice_wins_over_adaptive_slow_mode_postgres() {
+    a_moderators_choice_wins_over_adaptive_slow_mode(Mode::Replicated).await;
 }
 
 /// Reports: once per user per message (409 + existingId), not one's own (403), a reason

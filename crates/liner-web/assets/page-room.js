@@ -142,12 +142,13 @@ function show(main, room, history) {
       composerError.textContent = text;
       composerError.hidden = false;
     },
-    setSlowMode(seconds) {
-      slowEl.textContent = `Slow mode ${seconds} s`;
+    setSlowMode(seconds, automatic) {
+      slowEl.textContent = automatic ? `Slow mode ${seconds} s (busy room)` : `Slow mode ${seconds} s`;
+      slowEl.title = automatic ? 'Switched on by itself while the room is busy; it switches off when the room calms down' : '';
       slowEl.hidden = !(seconds > 0);
     },
   };
-  ctx.setSlowMode(room.slowModeSecs ?? 0);
+  ctx.setSlowMode(room.slowModeSecs ?? 0, room.slowModeAutomatic);
   if (room.albumId) showSplit(splitEl, room.id);
 
   const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -330,7 +331,7 @@ function show(main, room, history) {
   ctx.chat = chat;
   api(`${FORUMS}/rooms/${encodeURIComponent(room.id)}/moderation`, { auth: true })
     .then((m) => {
-      ctx.setSlowMode(m.slowModeSecs);
+      ctx.setSlowMode(m.slowModeSecs, m.slowModeAutomatic);
       if (!m.moderator) return;
       ctx.moderator = true;
       refreshActions(log, ctx);

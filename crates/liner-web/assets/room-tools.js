@@ -153,10 +153,20 @@ export function applyEvent(log, e, ctx) {
     mute: () => `${mine ? 'You were' : `${who(e.target)} was`} muted by ${e.username} until ${fmtTime(e.until)}`,
     unmute: () => `${mine ? 'You' : who(e.target)} can talk again`,
     kick: () => `${mine ? 'You were' : `${who(e.target)} was`} removed from the room by ${e.username}`,
-    slowmode: () => (e.seconds > 0 ? `Slow mode: one message every ${e.seconds} s (set by ${e.username})` : `Slow mode is off (${e.username})`),
+    slowmode: () => slowModeNotice(e),
   }[e.type];
-  if (e.type === 'slowmode') ctx.setSlowMode?.(e.seconds);
+  if (e.type === 'slowmode') ctx.setSlowMode?.(e.seconds, e.automatic);
   if (text) log.append(h('li', { class: 'msg msg--notice', 'data-seq': String(e.seq), 'data-event': e.type }, text()));
+}
+
+/** What a `slowmode` event says: set by a moderator, or switched by the room's own pace. */
+function slowModeNotice(e) {
+  if (e.automatic) {
+    return e.seconds > 0
+      ? `The room is busy: slow mode switched on by itself, one message every ${e.seconds} s`
+      : 'The room has calmed down: slow mode is off';
+  }
+  return e.seconds > 0 ? `Slow mode: one message every ${e.seconds} s (set by ${e.username})` : `Slow mode is off (${e.username})`;
 }
 
 /** The "alice is typing…" line: each name shows for a few seconds after its last `typing`. */

@@ -47,6 +47,9 @@ pub struct UpSettings {
     /// Catalogue database instead of the SQLite file (tests use a PostgreSQL one).
     #[arg(long, env = "LINER_CATALOG_DATABASE_URL", hide = true)]
     pub catalog_database_url: Option<DatabaseUrl>,
+    /// Adaptive slow mode of the forum's rooms.
+    #[command(flatten)]
+    pub adaptive_slow_mode: liner_forum::moderation::adaptive::AdaptiveSettings,
 }
 
 impl UpSettings {
@@ -62,6 +65,7 @@ impl UpSettings {
             review_database_url: None,
             forum_database_url: None,
             catalog_database_url: None,
+            adaptive_slow_mode: Default::default(),
         }
     }
 }
@@ -120,6 +124,7 @@ impl System {
         // In-process: the review instance is known, no need to wait for the registry.
         forum_settings.review = ReviewArgs::at(format!("http://{review_addr}"));
         forum_settings.allowed_origins = browser_origins(gateway_addr);
+        forum_settings.adaptive = settings.adaptive_slow_mode.clone();
         let forum = liner_forum::build(forum_settings).await?;
         let forum_addr = forum.addr();
 

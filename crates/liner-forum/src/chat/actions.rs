@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::hub::Event;
 use super::protocol::{self, ClientFrame, Refusal, ServerFrame};
 use super::session::{Conn, Ctl, push};
+use crate::moderation::adaptive;
 use crate::rooms::model::{EDIT_WINDOW_MS, EventKind};
 use crate::rooms::store::{self, Appended, Effect, Hold, NewMessage};
 use crate::state::AppState;
@@ -157,10 +158,11 @@ async fn answer(
 ) -> Answer {
     let refuse = |refusal: Refusal| Some((refusal, false));
     match appended {
-        Ok(Appended::Stored(m)) => {
+        Ok(Appended::Stored { message: m, slow_mode_secs }) => {
             metrics::counter!("forum_messages_stored_total").increment(1);
             push(tx, ctl, ServerFrame::Ack { client_msg_id, id: m.id.clone(), seq: m.seq }.to_text());
             state.fanout.publish(&conn.room_id, Event::stored(&m)).await;
+            adaptive::after_message(state, &m, slow_mode_secs).await;
             None
         }
         Ok(Appended::Duplicate { id, seq }) => {

@@ -71,7 +71,8 @@ pub struct ConnectQuery {
 ///   `since`), each with `{"id","seq","roomId","userId","username","sentAt"}` (the author of an
 ///   edit, the moderator of the rest) and: `{"type":"edit","messageId","message"}`,
 ///   `{"type":"delete","messageId"}` (now a tombstone), `{"type":"mute","target":{"userId","username"},"until"}`,
-///   `{"type":"unmute","target"}`, `{"type":"kick","target"}`, `{"type":"slowmode","seconds"}`;
+///   `{"type":"unmute","target"}`, `{"type":"kick","target"}`, `{"type":"slowmode","seconds","automatic"}`
+///   (`automatic`: switched by adaptive slow mode, author "Liner", not by a moderator);
 /// - `{"type":"typing","roomId","userId","username"}` — not sequenced, best effort;
 /// - `{"type":"ack","clientMsgId","id","seq"}` — stored; a retry with the same clientMsgId gets the same ack;
 /// - `{"type":"error","code","message","clientMsgId"?,"retryAfter"?}` — codes `bad_frame`, `missing_field`,

@@ -201,12 +201,14 @@ pub enum ServerFrame {
         head: EventHead,
         target: UserRef,
     },
-    /// Slow mode is now `seconds` (0: off).
+    /// Slow mode is now `seconds` (0: off); `automatic`: switched by adaptive slow mode
+    /// (the room got busy, or calmed down), not by a moderator.
     #[serde(rename = "slowmode")]
     SlowMode {
         #[serde(flatten)]
         head: EventHead,
         seconds: i64,
+        automatic: bool,
     },
     /// Not stored, not sequenced: `userId` is typing.
     Typing {
@@ -286,7 +288,11 @@ impl From<&StoredMessage> for ServerFrame {
             },
             EventKind::Unmute => ServerFrame::Unmute { head: head(), target: target() },
             EventKind::Kick => ServerFrame::Kick { head: head(), target: target() },
-            EventKind::SlowMode => ServerFrame::SlowMode { head: head(), seconds: m.amount.unwrap_or(0) },
+            EventKind::SlowMode => ServerFrame::SlowMode {
+                head: head(),
+                seconds: m.amount.unwrap_or(0),
+                automatic: m.target_id.as_deref() == Some(crate::moderation::adaptive::AUTOMATIC),
+            },
         }
     }
 }
@@ -362,8 +368,8 @@ mod tests {
             username: "n".into(),
             sent_at: "t".into(),
         };
-        let slow = ServerFrame::SlowMode { head, seconds: 10 }.to_text();
-        let want = r#"{"type":"slowmode","id":"e","seq":7,"roomId":"r","userId":"u","username":"n","sentAt":"t","seconds":10}"#;
+        let slow = ServerFrame::SlowMode { head, seconds: 10, automatic: false }.to_text();
+        let want = r#"{"type":"slowmode","id":"e","seq":7,"roomId":"r","userId":"u","username":"n","sentAt":"t","seconds":10,"automatic":false}"#;
         assert_eq!(slow.as_str(), want);
     }
 }

@@ -48,7 +48,7 @@ async fn moderated_room(state: &AppState, room_id: &str, user: &Caller) -> Resul
 async fn record(state: &AppState, msg: NewMessage<'_>) -> Result<Option<StoredMessage>> {
     let room_id = msg.room_id;
     match store::append(&state.db, &state.writes, msg).await? {
-        Appended::Stored(m) => {
+        Appended::Stored { message: m, .. } => {
             tracing::info!(%room_id, kind = m.kind.as_str(), by = %m.user_id, seq = m.seq, "moderation event");
             state.fanout.publish(room_id, Event::stored(&m)).await;
             Ok(Some(*m))
@@ -205,6 +205,8 @@ pub async fn kick(
 
 /// Set slow mode (moderators): one message per member per `seconds` (0: off; moderators
 /// exempt); sends that come sooner are refused with `slow_mode`. A sequenced `slowmode` event.
+/// The choice is the moderator's: adaptive slow mode leaves the room alone for 10 minutes
+/// (setting the value the rule had switched on makes it the moderator's to keep).
 #[utoipa::path(put, path = "/rooms/{roomId}/slow-mode", tag = "moderation", request_body = SlowModeRequest,
     params(("roomId" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Room), (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
@@ -246,7 +248,8 @@ pub async fn moderation(
     let room = room(&state, &room_id).await?;
     let mutes = mod_store::active_mutes(&state.db, &room_id, now_millis()).await?;
     let moderator = is_moderator(&state, &room, &user);
-    Ok(ApiJson(Moderation { moderator, slow_mode_secs: room.slow_mode_secs, mutes }))
+    let slow_mode_automatic = room.slow_mode_auto_since > 0;
+    Ok(ApiJson(Moderation { moderator, slow_mode_secs: room.slow_mode_secs, slow_mode_automatic, mutes }))
 }
 
 /// Report a message to the room's moderators (any member, once per message, not one's own).

@@ -7,11 +7,13 @@
 //! gets the next seq, is fanned out to every member in order with the messages, and
 //! is replayed by `since=`, so a member who reconnects sees the same tombstones, mutes
 //! and slow-mode changes. Reports are not room events: only moderators see them.
+//! A busy room also slows itself down (`adaptive`).
 //!
 //! Why REST (and not WebSocket frames): moderators act from anywhere, including from
 //! outside the room, and a refusal is a plain 403/404/422. Writes are rate limited per
 //! user ([`WRITES_PER_SEC`], [`WRITES_BURST`]) on top of the gateway's limits.
 
+pub mod adaptive;
 pub mod handlers;
 pub mod model;
 pub mod store;

@@ -61,6 +61,8 @@ pub struct Moderation {
     /// The caller is the room's creator or an admin.
     pub moderator: bool,
     pub slow_mode_secs: i64,
+    /// The slow mode was switched on by adaptive slow mode (the room is busy), not a moderator.
+    pub slow_mode_automatic: bool,
     pub mutes: Vec<Mute>,
 }
 

@@ -35,6 +35,7 @@ pub async fn create(
         closed_at: None,
         last_seq: 0,
         slow_mode_secs: 0,
+        slow_mode_auto_since: 0,
     };
     store::insert_room(&state.db, &row, &active_key).await?;
     tracing::info!(room_id = %row.id, key = %active_key, "room created");

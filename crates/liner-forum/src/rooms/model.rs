@@ -60,6 +60,9 @@ pub struct Room {
     pub online: u64,
     /// Slow mode: one message per member per this many seconds (0: off; moderators are exempt).
     pub slow_mode_secs: i64,
+    /// Slow mode was switched on by itself because the room is busy (adaptive slow mode);
+    /// it switches off again when the room calms down.
+    pub slow_mode_automatic: bool,
 }
 
 /// What a row of a room's sequenced log is: a chat line or a room event.

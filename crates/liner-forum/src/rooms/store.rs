@@ -49,6 +49,8 @@ pub struct RoomRow {
     pub last_seq: i64,
     /// One chat line per user per this many seconds (0: off).
     pub slow_mode_secs: i64,
+    /// When the adaptive rule switched slow mode on (unix ms; 0: a moderator's or none).
+    pub slow_mode_auto_since: i64,
 }
 
 impl RoomRow {
@@ -67,12 +69,14 @@ impl RoomRow {
             created_at: liner_shared::rfc3339(self.created_at),
             online,
             slow_mode_secs: self.slow_mode_secs,
+            slow_mode_automatic: self.slow_mode_auto_since > 0,
         }
     }
 }
 
 const ROOM_COLUMNS: &str =
-    "id, room_type, album_id, genre_id, title, created_by, created_at, closed_at, last_seq, slow_mode_secs";
+    "id, room_type, album_id, genre_id, title, created_by, created_at, closed_at, last_seq, slow_mode_secs,
+     slow_mode_auto_since";
 
 fn room_from_row(row: &AnyRow) -> Result<RoomRow> {
     let room_type: String = row.try_get("room_type")?;
@@ -88,6 +92,7 @@ fn room_from_row(row: &AnyRow) -> Result<RoomRow> {
         closed_at: row.try_get("closed_at")?,
         last_seq: row.try_get("last_seq")?,
         slow_mode_secs: row.try_get("slow_mode_secs")?,
+        slow_mode_auto_since: row.try_get("slow_mode_auto_since")?,
     })
 }
 
@@ -257,8 +262,8 @@ pub enum Hold {
 /// What appending to the log did.
 #[derive(Debug)]
 pub enum Appended {
-    /// Newly stored.
-    Stored(Box<StoredMessage>),
+    /// Newly stored, while the room's slow mode was this (seconds, 0: off).
+    Stored { message: Box<StoredMessage>, slow_mode_secs: i64 },
     /// The same (user, clientMsgId) was stored before: its id and seq.
     Duplicate { id: String, seq: i64 },
     /// The room is closed (or gone).
@@ -289,9 +294,18 @@ pub enum Effect<'a> {
         until: i64,
     },
     Unmute,
+    /// A moderator sets slow mode (it stays theirs: the adaptive rule leaves it alone).
     SlowMode {
         secs: i64,
     },
+    /// The adaptive rule switches slow mode on, unless it is on already or a moderator
+    /// set it after `moderator_before` (unix ms).
+    AutoSlowModeOn {
+        secs: i64,
+        moderator_before: i64,
+    },
+    /// The adaptive rule switches its own slow mode off (not a moderator's).
+    AutoSlowModeOff,
 }
 
 /// A row to append: a chat line (the default kind) or a room event.
@@ -434,12 +448,34 @@ async fn apply(tx: &mut Transaction<'_, Any>, msg: &NewMessage<'_>, now: i64) ->
                 .await?
         }
         Effect::SlowMode { secs } => {
-            sqlx::query("UPDATE rooms SET slow_mode_secs = $2 WHERE id = $1 AND slow_mode_secs <> $2")
-                .bind(msg.room_id)
-                .bind(secs)
-                .execute(&mut **tx)
-                .await?
+            sqlx::query(
+                "UPDATE rooms SET slow_mode_secs = $2, slow_mode_auto_since = 0, slow_mode_set_at = $3
+                 WHERE id = $1 AND (slow_mode_secs <> $2 OR slow_mode_auto_since <> 0)",
+            )
+            .bind(msg.room_id)
+            .bind(secs)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
         }
+        Effect::AutoSlowModeOn { secs, moderator_before } => {
+            sqlx::query(
+                "UPDATE rooms SET slow_mode_secs = $2, slow_mode_auto_since = $3
+                 WHERE id = $1 AND slow_mode_secs = 0 AND slow_mode_set_at < $4",
+            )
+            .bind(msg.room_id)
+            .bind(secs)
+            .bind(now)
+            .bind(moderator_before)
+            .execute(&mut **tx)
+            .await?
+        }
+        Effect::AutoSlowModeOff => sqlx::query(
+            "UPDATE rooms SET slow_mode_secs = 0, slow_mode_auto_since = 0 WHERE id = $1 AND slow_mode_auto_since > 0",
+        )
+        .bind(msg.room_id)
+        .execute(&mut **tx)
+        .await?,
     };
     Ok(done.rows_affected() > 0)
 }
@@ -530,7 +566,7 @@ pub async fn append(db: &Db, queue: &WriteQueue, msg: NewMessage<'_>) -> Result<
     match insert(&mut tx, &stored, msg.client_msg_id).await {
         Ok(_) => {
             tx.commit().await?;
-            Ok(Appended::Stored(Box::new(stored)))
+            Ok(Appended::Stored { message: Box::new(stored), slow_mode_secs: next.slow_mode_secs })
         }
         Err(e) if is_unique_violation(&e) && msg.client_msg_id.is_some() => {
             tx.rollback().await?;
@@ -603,4 +639,23 @@ pub async fn posters(db: &Db, room_id: &str, limit: i64) -> Result<Vec<String>> 
             .fetch_all(&db.pool)
             .await?;
     Ok(ids)
+}
+
+/// When the room's row with this seq was appended (unix ms); None when there is none.
+pub async fn sent_at_of(db: &Db, room_id: &str, seq: i64) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT sent_at FROM messages WHERE room_id = $1 AND seq = $2")
+        .bind(room_id)
+        .bind(seq)
+        .fetch_optional(&db.pool)
+        .await?)
+}
+
+/// Open rooms whose slow mode the adaptive rule switched on: (id, last seq, since when).
+pub async fn auto_slowed_rooms(db: &Db) -> Result<Vec<(String, i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT id, last_seq, slow_mode_auto_since FROM rooms WHERE slow_mode_auto_since > 0 AND closed_at IS NULL",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("last_seq")?, r.try_get("slow_mode_auto_since")?))).collect()
 }
