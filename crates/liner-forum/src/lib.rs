@@ -27,6 +27,7 @@ pub mod pause;
 pub mod ratings;
 pub mod rooms;
 pub mod state;
+pub mod threads;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -320,6 +321,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(rooms::router())
         .merge(moderation::router())
+        .merge(threads::router())
         .merge(chat::router())
         .route("/openapi.json", axum::routing::get(|| async { axum::Json(openapi::ApiDoc::openapi()) }))
         .with_state(state);

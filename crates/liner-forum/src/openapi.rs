@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{chat, moderation, rooms};
+use crate::{chat, moderation, rooms, threads};
 
 use liner_shared::openapi::{BearerAuth, CommonErrors};
 pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
@@ -19,6 +19,7 @@ pub use liner_shared::openapi::{ErrorBody, ErrorDetail};
         moderation::handlers::delete_message, moderation::handlers::mute, moderation::handlers::unmute,
         moderation::handlers::kick, moderation::handlers::slow_mode, moderation::handlers::moderation,
         moderation::handlers::report, moderation::handlers::reports, moderation::handlers::resolve,
+        threads::handlers::open,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth, &CommonErrors)

@@ -1,6 +1,7 @@
 //! Album ratings for rating-aware rooms: the badge on a chat line in an album room
 //! (`authorRating`) and the room's rating split, read over REST from the review service
-//! (which owns reviews), called directly like `users`, never through the gateway.
+//! (which owns reviews), called directly like `users`, never through the gateway. Also
+//! one review by id, for the line that opens its thread (`threads`).
 //!
 //! Why per album and not per (album, user): one request for an album's review listing
 //! (whose first page the review service serves from its own cache) answers every
@@ -55,6 +56,22 @@ struct Item {
     user_id: String,
     rating: f64,
 }
+
+/// A review as the review service shows it (the fields a thread's quote needs).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    pub album_id: String,
+    pub rating: f64,
+    pub review_text: String,
+}
+
+/// The review service could not be asked.
+#[derive(Debug)]
+pub struct Unreachable;
 
 /// How the members of an album room rated the album.
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -122,6 +139,29 @@ impl Ratings {
                 tracing::warn!(error = %e, "review service unreachable for ratings; no badges for now");
                 self.pause.start();
                 None
+            }
+        }
+    }
+
+    /// One review (`Ok(None)`: there is no such review). Not cached: opening a thread is rare.
+    pub async fn review(&self, review_id: &str) -> Result<Option<Review>, Unreachable> {
+        let base = self.review.pick().ok_or(Unreachable)?;
+        let id: String = form_urlencoded::byte_serialize(review_id.as_bytes()).collect();
+        let url = format!("{base}/api/users-reviews/reviews/{id}");
+        let fetched = self.client.get(&url, LOOKUP_TIMEOUT, MAX_PAGE_BYTES).await;
+        match fetched {
+            Ok((status, _)) if status == http::StatusCode::NOT_FOUND => Ok(None),
+            Ok((status, body)) if status.is_success() => serde_json::from_slice(&body).map(Some).map_err(|e| {
+                tracing::warn!(error = %e, "review service answered a review we cannot read");
+                Unreachable
+            }),
+            Ok((status, _)) => {
+                tracing::warn!(%status, "review service refused a review lookup");
+                Err(Unreachable)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "review service unreachable for a review");
+                Err(Unreachable)
             }
         }
     }

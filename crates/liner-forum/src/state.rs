@@ -54,7 +54,7 @@ pub struct AppState {
     /// Album ratings from the review service, for badges and the rating split.
     pub ratings: Arc<Ratings>,
     pub chat: Arc<ChatConfig>,
-    /// Moderation and report writes per user (see `moderation`).
+    /// Moderation, report and thread-opening writes per user (see `moderation`).
     pub moderation_limit: Arc<Option<liner_shared::rate::KeyedLimit<String>>>,
     /// Cancelled when the service stops: every session closes with 1001.
     pub shutdown: CancellationToken,

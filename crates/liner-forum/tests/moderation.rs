@@ -33,18 +33,6 @@ async fn events(ws: &mut Ws, after: i64, n: usize) -> Vec<Value> {
     out
 }
 
-/// Sends and waits for this connection's answer (ack or error), skipping other frames.
-async fn send_and_answer(ws: &mut Ws, frame: Value) -> Value {
-    let cid = frame["clientMsgId"].as_str().expect("a clientMsgId").to_owned();
-    send_json(ws, frame).await;
-    loop {
-        let v = next_json(ws).await;
-        if matches!(v["type"].as_str(), Some("ack" | "error")) && v["clientMsgId"] == cid.as_str() {
-            return v;
-        }
-    }
-}
-
 fn edit(room_id: &str, message_id: &str, text: &str, cid: &str) -> Value {
     json!({"type": "edit", "roomId": room_id, "messageId": message_id, "message": text, "clientMsgId": cid})
 }

@@ -46,7 +46,7 @@ export class ChatConnection {
     this.roomId = roomId;
     this.lastSeq = lastSeq;
     this.h = handlers;
-    this.pending = new Map(); // clientMsgId → text, in send order
+    this.pending = new Map(); // clientMsgId → { text, threadId }, in send order
     this.attempt = 0;
     this.ws = null;
     this.timer = null;
@@ -79,7 +79,7 @@ export class ChatConnection {
       opened = true;
       this.attempt = 0;
       this.setState('live');
-      for (const [clientMsgId, text] of this.pending) this.transmit(clientMsgId, text);
+      for (const [clientMsgId, line] of this.pending) this.transmit(clientMsgId, line);
     };
     ws.onmessage = (e) => {
       if (this.ws === ws) this.receive(e.data);
@@ -169,18 +169,24 @@ export class ChatConnection {
     }
   }
 
-  /** Shows at once as pending (the page does that on return) and sends when connected. */
-  send(text) {
+  /**
+   * Shows at once as pending (the page does that on return) and sends when connected;
+   * `threadId`: a reply in that review's thread.
+   */
+  send(text, threadId = null) {
     const clientMsgId = newClientMsgId();
-    this.pending.set(clientMsgId, text);
-    if (this.ws?.readyState === WebSocket.OPEN) this.transmit(clientMsgId, text);
+    const line = { text, threadId };
+    this.pending.set(clientMsgId, line);
+    if (this.ws?.readyState === WebSocket.OPEN) this.transmit(clientMsgId, line);
     return clientMsgId;
   }
 
-  transmit(clientMsgId, message) {
+  transmit(clientMsgId, { text, threadId }) {
     const s = session.current();
     if (!s) return this.finish('expired');
-    this.ws.send(JSON.stringify({ roomId: this.roomId, userId: s.user.id, message, clientMsgId }));
+    const frame = { roomId: this.roomId, userId: s.user.id, message: text, clientMsgId };
+    if (threadId) frame.threadId = threadId;
+    this.ws.send(JSON.stringify(frame));
   }
 
   /** Rewrites one of our messages; the `edit` event comes back like a message. Returns its client id. */

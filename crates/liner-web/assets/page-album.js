@@ -1,12 +1,13 @@
 // One album: catalogue facts, the score (weighted, its 90 % interval, the plain average,
 // the histogram), one's own review, everyone's reviews (four sorts, "more" paging), and
-// the album's live room, likes and spoilers on each review, and "add to a list". For a
+// the album's live room, likes and spoilers on each review, "discuss in the room" (the
+// review's thread in the album's room), and "add to a list". For a
 // blind-first person (settings.js) the score and reviews are asked with `blind=true` and
 // stay hidden until their own review is saved; then the same refresh reveals them.
 
 import { REVIEWS, album as fetchAlbum, api, query } from './api.js';
-import { cover, failure, fmtDate, fmtScore, h, loading, mount, plural, setTitle, srOnly, timeEl } from './dom.js';
-import { roomWidget } from './page-room.js';
+import { busy, cover, failure, fmtDate, fmtScore, h, loading, mount, plural, setTitle, srOnly, timeEl } from './dom.js';
+import { discussReview, roomWidget } from './page-room.js';
 import { STEPS, fmtRating, stars } from './rating.js';
 import { findOwnReview, reviewForm } from './review-form.js';
 import { addToList } from './lists.js';
@@ -224,6 +225,22 @@ export function reviewItem(r, { showAlbum = null } = {}) {
       h('span', { class: 'muted small' }, timeEl(r.createdAt, fmtDate), r.updatedAt !== r.createdAt ? ' · edited' : ''),
     ),
     r.reviewText ? reviewText(r) : null,
-    h('div', { class: 'review__foot' }, likeButton(r)),
+    h('div', { class: 'review__foot' }, likeButton(r), discussButton(r)),
   );
+}
+
+/** "Discuss": opens the review's thread in the album's room (logged in only). */
+function discussButton(r) {
+  if (!session.current()) return null;
+  const button = h('button', { type: 'button', class: 'link-btn review__discuss' }, 'Discuss in the room');
+  button.addEventListener('click', () =>
+    busy(button, async () => {
+      try {
+        await discussReview(r);
+      } catch (err) {
+        button.textContent = `Could not open the thread: ${err.message}`;
+      }
+    }),
+  );
+  return button;
 }

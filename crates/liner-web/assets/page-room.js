@@ -1,7 +1,9 @@
 // A room: its history (paging back with ?before=), the live chat (chat.js), who is
-// here, who is typing, and for its creator a way to close it; editing, reporting and
+// here, who is typing, replying in a review's thread (`?thread=<id>` opens the page in
+// that thread), and for its creator a way to close it; editing, reporting and
 // moderating messages are in room-tools.js. Also `roomWidget`, the "join / open a
-// room" box that album and genre pages show.
+// room" box that album and genre pages show, and `discussReview`, which opens a
+// review's thread in its album's room (opening the room first when there is none).
 
 import { FORUMS, album, api } from './api.js';
 import { ChatConnection } from './chat.js';
@@ -51,6 +53,25 @@ export async function roomWidget(el, target, title) {
   } catch (err) {
     mount(el, h('p', { class: 'muted small' }, `Rooms are unavailable: ${err.message}`));
   }
+}
+
+/** The album's active room: the listed one, else a new one (or the one that won a race). */
+async function albumRoom(albumId) {
+  const rooms = await api(`${FORUMS}/rooms?${new URLSearchParams({ roomType: 'album', albumId })}`);
+  if (rooms[0]) return rooms[0].id;
+  try {
+    return (await api(`${FORUMS}/rooms`, { method: 'POST', body: { roomType: 'album', albumId } })).id;
+  } catch (err) {
+    if (err.status === 409 && err.details.existingId) return err.details.existingId;
+    throw err;
+  }
+}
+
+/** "Discuss this review": its thread in the album's room (the first opener's, if any), then there. */
+export async function discussReview(review) {
+  const roomId = await albumRoom(review.albumId);
+  const opener = await api(`${FORUMS}/rooms/${encodeURIComponent(roomId)}/threads`, { method: 'POST', body: { reviewId: review.id } });
+  navigate(`/rooms/${encodeURIComponent(roomId)}?${new URLSearchParams({ thread: opener.id })}`);
 }
 
 const STATE_TEXT = {
@@ -223,7 +244,22 @@ function show(main, room, history) {
   const composerError = h('p', { class: 'field-error', id: 'chat-input-error', role: 'alert', hidden: true });
   input.setAttribute('aria-describedby', 'chat-input-error');
   const form = h('form', { class: 'composer' }, h('label', { for: 'chat-input', class: 'visually-hidden' }, 'Message'), input, sendBtn);
-  mount(composer, composerError, form);
+  const replyBar = h('p', { class: 'reply-bar small', id: 'reply-bar', hidden: true });
+  mount(composer, composerError, replyBar, form);
+  // The thread our lines go to (null: the room itself); stays until closed with ✕.
+  let thread = null;
+  ctx.replyTo = (threadId, reviewer) => {
+    thread = threadId;
+    const leave = h('button', { type: 'button', class: 'link-btn', 'aria-label': 'Back to the room', on: { click: () => ctx.replyTo(null) } }, '✕');
+    mount(replyBar, threadId ? [`Replying in the thread on ${reviewer ? `${reviewer}’s` : 'a'} review `, leave] : null);
+    replyBar.hidden = !threadId;
+    if (threadId) {
+      document.getElementById(`m-${threadId}`)?.scrollIntoView({ block: 'center' });
+      input.focus();
+    }
+  };
+  const asked = new URLSearchParams(location.search).get('thread');
+  if (asked) ctx.replyTo(asked, document.getElementById(`m-${asked}`)?.msg?.review?.username);
   input.addEventListener('input', () => chat?.typing());
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -242,7 +278,7 @@ function show(main, room, history) {
 
   function send(text) {
     const keep = atBottom();
-    const clientMsgId = chat.send(text);
+    const clientMsgId = chat.send(text, thread);
     const li = pendingEl(text, me);
     li.dataset.clientMsgId = clientMsgId;
     pendingEls.set(clientMsgId, li);

@@ -5,7 +5,8 @@
 // or kick a member, set slow mode, read and resolve reports (REST). Room events
 // (edit, delete, mute, unmute, kick, slowmode) arrive in seq order with the messages
 // and are applied here: new text and "(edited)", tombstones ("message deleted"), and
-// one-line notices. Also the "alice is typing…" line.
+// one-line notices. Also the "alice is typing…" line, and threads: a line quoting a
+// review renders as its card with "Reply in thread", a reply links back to it.
 
 import { FORUMS, api } from './api.js';
 import { fmtTime, h, mount, timeEl } from './dom.js';
@@ -22,7 +23,7 @@ const roomPath = (ctx, rest = '') => `${FORUMS}/rooms/${encodeURIComponent(ctx.r
  * there), pendingEdits (clientMsgId → li), showError(text) }.
  */
 export function messageEl(m, ctx) {
-  const li = h('li', { class: `msg${m.userId === ctx.me?.id ? ' msg--mine' : ''}`, 'data-seq': String(m.seq), 'data-id': m.id });
+  const li = h('li', { class: `msg${m.userId === ctx.me?.id ? ' msg--mine' : ''}`, 'data-seq': String(m.seq), 'data-id': m.id, id: `m-${m.id}` });
   li.msg = { ...m };
   renderMessage(li, ctx);
   return li;
@@ -35,11 +36,34 @@ function renderMessage(li, ctx) {
   li.classList.toggle('msg--deleted', Boolean(m.deleted));
   // Album rooms: the author's rating of the album when they sent it (absent: unrated).
   const rating = m.authorRating != null ? h('span', { class: 'tag msg__rating', title: 'Their rating of this album' }, `★ ${Number(m.authorRating).toFixed(1)}`) : null;
+  const author = h('a', { href: `/users/${encodeURIComponent(m.userId)}`, class: 'msg__author' }, m.username);
+  li.classList.toggle('msg--thread', Boolean(m.review));
   mount(
     li,
-    h('div', { class: 'msg__meta' }, h('a', { href: `/users/${encodeURIComponent(m.userId)}`, class: 'msg__author' }, m.username), rating, timeEl(m.sentAt, fmtTime), edited, actions(li, ctx)),
-    text,
+    h('div', { class: 'msg__meta' }, author, m.review ? h('span', { class: 'muted small' }, 'opened a thread') : null, rating, timeEl(m.sentAt, fmtTime), edited, actions(li, ctx)),
+    m.threadId ? threadLink(m.threadId) : null,
+    m.review && !m.deleted ? quoteCard(m, ctx) : text,
   );
+}
+
+/** A thread's opening line: the quoted review, and a way to reply in its thread. */
+function quoteCard(m, ctx) {
+  const r = m.review;
+  const reply = ctx.me && !ctx.readonly ? h('button', { type: 'button', class: 'btn btn--ghost btn--small msg__reply', on: { click: () => ctx.replyTo?.(m.id, r.username) } }, 'Reply in thread') : null;
+  return h(
+    'figure',
+    { class: 'msg__quote' },
+    h('figcaption', {}, h('a', { href: `/users/${encodeURIComponent(r.userId)}` }, r.username), '’s review ', h('span', { class: 'tag' }, `★ ${Number(r.rating).toFixed(1)}`)),
+    h('blockquote', { class: 'msg__text' }, m.message || 'A rating without words.'),
+    reply,
+  );
+}
+
+/** "↳ in the thread on ann's review" above a reply, linking to the opening line. */
+function threadLink(threadId) {
+  const opener = document.getElementById(`m-${threadId}`)?.msg;
+  const label = opener?.review ? `in the thread on ${opener.review.username}’s review` : 'in a thread';
+  return h('a', { class: 'msg__thread small', href: `#m-${threadId}` }, `↳ ${label}`);
 }
 
 /** Re-renders every message's buttons (after learning whether we moderate the room). */
@@ -54,7 +78,7 @@ function actions(li, ctx) {
   const mine = m.userId === me.id;
   const btn = (label, cls, fn) => h('button', { type: 'button', class: `link-btn msg__action ${cls}`, on: { click: fn } }, label);
   const list = [];
-  if (mine && Date.now() - Date.parse(m.sentAt) < EDIT_WINDOW_MS) list.push(btn('Edit', 'msg__edit', () => startEdit(li, ctx)));
+  if (mine && !m.review && Date.now() - Date.parse(m.sentAt) < EDIT_WINDOW_MS) list.push(btn('Edit', 'msg__edit', () => startEdit(li, ctx)));
   if (mine || ctx.moderator) list.push(btn('Delete', 'msg__delete', () => remove(li, ctx)));
   if (!mine) list.push(btn('Report', 'msg__report', () => startReport(li, ctx)));
   if (ctx.moderator && !mine && m.userId !== ctx.room.createdBy) {

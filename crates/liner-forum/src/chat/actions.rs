@@ -1,5 +1,6 @@
-//! What a member's client frames do: a chat line is stored, an edit rewrites one of the
-//! member's own messages, `typing` is passed on. Each answers with an `ack`, an `error`
+//! What a member's client frames do: a chat line is stored (a reply in a review's thread
+//! when it names `threadId`), an edit rewrites one of the member's own messages, `typing`
+//! is passed on. Each answers with an `ack`, an `error`
 //! frame, or nothing.
 //!
 //! Why edits travel over the WebSocket (rather than a REST `PATCH`): they are the
@@ -54,6 +55,11 @@ impl Actions {
         match protocol::parse_client_frame(text, &conn.room_id, &conn.user_id) {
             Err(refusal) => Some((refusal, true)),
             Ok(ClientFrame::Send(send)) => {
+                if let Some(thread_id) = &send.thread_id
+                    && let Some(refusal) = check_thread(state, conn, thread_id, &send.client_msg_id).await
+                {
+                    return Some(refusal);
+                }
                 let author_rating_half = match &conn.album_id {
                     Some(album) => state.ratings.of_user(album, &conn.user_id).await,
                     None => None,
@@ -66,6 +72,7 @@ impl Actions {
                     body: &send.message,
                     moderator: conn.moderator,
                     author_rating_half,
+                    thread_id: send.thread_id.as_deref(),
                     ..NewMessage::default()
                 };
                 let appended = store::append(&state.db, &state.writes, msg).await;
@@ -97,6 +104,25 @@ impl Actions {
     }
 }
 
+/// A reply's thread must be a line of this room that quotes a review; the refusal otherwise.
+async fn check_thread(state: &AppState, conn: &Conn, thread_id: &str, client_msg_id: &Option<String>) -> Answer {
+    match store::get_message(&state.db, &conn.room_id, thread_id).await {
+        Ok(Some(opener)) if opener.quote.is_some() => None,
+        Ok(_) => Some((Refusal::new("thread_not_found", "no such thread in this room", client_msg_id.clone()), true)),
+        Err(e) => {
+            tracing::warn!(error = %e, room_id = %conn.room_id, "thread not checked");
+            Some((
+                Refusal::new(
+                    "unavailable",
+                    "message not stored; retry with the same clientMsgId",
+                    client_msg_id.clone(),
+                ),
+                false,
+            ))
+        }
+    }
+}
+
 /// Checks that the member may edit the message (theirs, a chat line, not deleted, within
 /// [`EDIT_WINDOW_MS`]), then stores the edit; the store checks again in its transaction.
 async fn edit(
@@ -119,6 +145,9 @@ async fn edit(
     let not_before = liner_shared::now_millis() - EDIT_WINDOW_MS;
     match target {
         Some(t) if t.kind == EventKind::Message => {
+            if t.quote.is_some() {
+                return refuse("not_editable", "a quoted review cannot be edited", false);
+            }
             if t.user_id != conn.user_id {
                 return refuse("not_author", "only its author may edit a message", true);
             }

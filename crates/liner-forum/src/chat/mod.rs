@@ -57,8 +57,9 @@ pub struct ConnectQuery {
 /// Join a room's live chat (WebSocket upgrade).
 ///
 /// Client → server text frames (told apart by `type`; absent means `message`):
-/// - `{"roomId", "message", "userId"?, "clientMsgId"?}` — a message (1–2,000 characters;
-///   frames above 16 KiB close the connection with 1009);
+/// - `{"roomId", "message", "userId"?, "clientMsgId"?, "threadId"?}` — a message (1–2,000 characters;
+///   frames above 16 KiB close the connection with 1009); with `threadId`, a reply in a
+///   review's thread (the id of the line quoting the review, `POST /rooms/{roomId}/threads`);
 /// - `{"type":"edit","roomId","messageId","message","clientMsgId"?}` — the author rewrites
 ///   their message, within 15 minutes of sending it; acked like a message;
 /// - `{"type":"typing","roomId"}` — passed on to the others at most once per 3 s, never stored.
@@ -66,7 +67,9 @@ pub struct ConnectQuery {
 /// Server → client text frames:
 /// - `{"type":"message","id","seq","roomId","userId","username","message","sentAt","editedAt","deleted"}` — every
 ///   message of the room in seq order, exactly once (own messages included); a deleted one
-///   (replayed) has `deleted: true` and an empty `message`;
+///   (replayed) has `deleted: true` and an empty `message`; a thread's opening line has
+///   `review: {"id","userId","username","rating"}` (and the review's excerpt as `message`),
+///   a reply `threadId`;
 /// - room events, sequenced with the messages (same `seq` counter, same order, replayed by
 ///   `since`), each with `{"id","seq","roomId","userId","username","sentAt"}` (the author of an
 ///   edit, the moderator of the rest) and: `{"type":"edit","messageId","message"}`,
@@ -79,7 +82,8 @@ pub struct ConnectQuery {
 ///   `invalid_message`, `message_too_long`, `invalid_client_msg_id`, `invalid_message_id`, `wrong_room`,
 ///   `wrong_user`, `rate_limited`, `room_closed`, `unavailable`, `muted` and `slow_mode` (with
 ///   `retryAfter` seconds), `message_not_found`, `not_author`, `edit_window_closed`,
-///   `message_deleted`; the connection stays open;
+///   `message_deleted`, `invalid_thread_id`, `thread_not_found`, `not_editable` (a quoted
+///   review); the connection stays open;
 /// - `{"type":"presence","joined"|"left":{"userId","username"},"online"}`;
 /// - `{"type":"closed"}` then close code 4410 when the room is closed.
 ///

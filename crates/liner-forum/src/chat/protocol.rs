@@ -8,10 +8,11 @@
 //! that the session sends back as an `error` frame. Codes are stable snake_case:
 //! `bad_frame` (not JSON, not an object, binary, wrong field type, unknown type),
 //! `missing_field`, `invalid_message` (blank), `message_too_long`,
-//! `invalid_client_msg_id`, `invalid_message_id`, `wrong_room`, `wrong_user`,
-//! `rate_limited`, `room_closed`, `unavailable`, and for sends and edits that the room
-//! refuses: `muted`, `slow_mode` (both with `retryAfter` seconds), `message_not_found`,
-//! `not_author`, `edit_window_closed`, `message_deleted`.
+//! `invalid_client_msg_id`, `invalid_message_id`, `invalid_thread_id`, `wrong_room`,
+//! `wrong_user`, `rate_limited`, `room_closed`, `unavailable`, and for sends and edits
+//! that the room refuses: `muted`, `slow_mode` (both with `retryAfter` seconds),
+//! `message_not_found`, `thread_not_found`, `not_author`, `not_editable` (a quoted
+//! review), `edit_window_closed`, `message_deleted`.
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,7 @@ pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 /// Longest message id a client may name, in characters (ours are 36).
 const MAX_MESSAGE_ID_CHARS: usize = 64;
 
-/// What a client sends: `{"type"?, "userId"?, "roomId", "message"?, "messageId"?, "clientMsgId"?}`.
+/// What a client sends: `{"type"?, "userId"?, "roomId", "message"?, "messageId"?, "threadId"?, "clientMsgId"?}`.
 /// `userId` may be left out (it is the token's subject either way).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +38,7 @@ struct RawClientFrame {
     room_id: Option<String>,
     message: Option<String>,
     message_id: Option<String>,
+    thread_id: Option<String>,
 }
 
 /// A chat line that passed every check.
@@ -44,6 +46,8 @@ struct RawClientFrame {
 pub struct Send {
     pub message: String,
     pub client_msg_id: Option<String>,
+    /// A reply in this thread (the id of the line that quotes a review).
+    pub thread_id: Option<String>,
 }
 
 /// A client frame that passed every check.
@@ -79,6 +83,12 @@ impl Refusal {
         self.retry_after = Some(u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000).max(1));
         self
     }
+}
+
+/// A message id a client may name: 1–64 printable characters (ours are 36).
+fn valid_message_id(id: &str) -> bool {
+    let len = id.chars().count();
+    (1..=MAX_MESSAGE_ID_CHARS).contains(&len) && !id.chars().any(char::is_control)
 }
 
 /// Parses and checks one text frame from `user_id`, connected to `room_id`.
@@ -117,12 +127,14 @@ pub fn parse_client_frame(text: &str, room_id: &str, user_id: &str) -> Result<Cl
     match raw.kind.as_deref() {
         None | Some("message") => {
             let message = checked_text(raw.message).map_err(|(code, m)| refuse(code, m))?;
-            Ok(ClientFrame::Send(Send { message, client_msg_id }))
+            if raw.thread_id.as_deref().is_some_and(|id| !valid_message_id(id)) {
+                return Err(refuse("invalid_thread_id", "threadId must be 1 to 64 printable characters"));
+            }
+            Ok(ClientFrame::Send(Send { message, client_msg_id, thread_id: raw.thread_id }))
         }
         Some("edit") => {
             let Some(message_id) = raw.message_id else { return Err(refuse("missing_field", "messageId is required")) };
-            let len = message_id.chars().count();
-            if len == 0 || len > MAX_MESSAGE_ID_CHARS || message_id.chars().any(char::is_control) {
+            if !valid_message_id(&message_id) {
                 return Err(refuse("invalid_message_id", "messageId must be 1 to 64 printable characters"));
             }
             let message = checked_text(raw.message).map_err(|(code, m)| refuse(code, m))?;
@@ -308,13 +320,20 @@ mod tests {
     #[test]
     fn good_frames_pass() {
         let ok = parse_client_frame(r#"{"userId":"u1","roomId":"r1","message":"hi","clientMsgId":"c1"}"#, "r1", "u1");
-        assert_eq!(ok, Ok(ClientFrame::Send(Send { message: "hi".into(), client_msg_id: Some("c1".into()) })));
+        assert_eq!(
+            ok,
+            Ok(ClientFrame::Send(Send { message: "hi".into(), client_msg_id: Some("c1".into()), thread_id: None }))
+        );
         let ok = parse_client_frame(r#"{"type":"message","roomId":"r1","message":"hi"}"#, "r1", "u1");
-        assert_eq!(ok, Ok(ClientFrame::Send(Send { message: "hi".into(), client_msg_id: None })));
+        assert_eq!(ok, Ok(ClientFrame::Send(Send { message: "hi".into(), client_msg_id: None, thread_id: None })));
         let ok = parse_client_frame(r#"{"type":"edit","roomId":"r1","messageId":"m","message":"yo"}"#, "r1", "u1");
         let edit = ClientFrame::Edit { message_id: "m".into(), message: "yo".into(), client_msg_id: None };
         assert_eq!(ok, Ok(edit));
         assert_eq!(parse_client_frame(r#"{"type":"typing","roomId":"r1"}"#, "r1", "u1"), Ok(ClientFrame::Typing));
+        let reply = parse_client_frame(r#"{"roomId":"r1","message":"agreed","threadId":"t"}"#, "r1", "u1");
+        let want = Send { message: "agreed".into(), client_msg_id: None, thread_id: Some("t".into()) };
+        assert_eq!(reply, Ok(ClientFrame::Send(want)));
+        assert_eq!(code(r#"{"roomId":"r1","message":"x","threadId":""}"#), "invalid_thread_id");
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::rooms::model::{EventKind, Room};
 use crate::rooms::store::{self, Appended, Effect, NewMessage, RoomRow, StoredMessage};
 use crate::state::AppState;
 
-/// Takes a token from the caller's moderation/report bucket (429 when empty).
-fn limit(state: &AppState, user: &Caller) -> Result<()> {
+/// Takes a token from the caller's community-write bucket (moderation, reports, threads;
+/// 429 when empty).
+pub(crate) fn limit(state: &AppState, user: &Caller) -> Result<()> {
     match &*state.moderation_limit {
         Some(limit) => limit
             .check(&user.id().to_owned())

@@ -2,13 +2,15 @@
 //! their transaction, see `rooms::store`; this reads them back.) One report per user
 //! per message is a unique key, not only a check.
 
+use std::sync::LazyLock;
+
 use liner_shared::db::{Db, is_unique_violation};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::model::{Mute, Report, ReportStatus};
 use crate::error::{ForumError, Result};
-use crate::rooms::store::message_from_row;
+use crate::rooms::store::{MESSAGE_COLUMNS, message_from_row};
 
 /// Mutes still running at `now`, soonest end first.
 pub async fn active_mutes(db: &Db, room_id: &str, now: i64) -> Result<Vec<Mute>> {
@@ -72,12 +74,17 @@ pub async fn insert_report(db: &Db, r: &NewReport<'_>) -> Result<()> {
     }
 }
 
-/// A report joined with its message (the message's columns keep their names).
-const REPORT_SELECT: &str = "SELECT r.id AS report_id, r.reporter_id, r.reporter_name, r.reason,
-        r.created_at AS reported_at, r.resolved_at, r.resolved_by,
-        m.id, m.room_id, m.seq, m.kind, m.user_id, m.username, m.body, m.sent_at, m.target_id, m.target_name,
-        m.amount, m.edited_at, m.deleted_at, m.author_rating_half
-    FROM message_reports r JOIN messages m ON m.id = r.message_id";
+/// A report joined with its message (the message's columns keep their names, and are
+/// the log's own list, so a column added to messages is read here too).
+static REPORT_SELECT: LazyLock<String> = LazyLock::new(|| {
+    let message_columns: Vec<String> = MESSAGE_COLUMNS.split(',').map(|c| format!("m.{}", c.trim())).collect();
+    format!(
+        "SELECT r.id AS report_id, r.reporter_id, r.reporter_name, r.reason,
+            r.created_at AS reported_at, r.resolved_at, r.resolved_by, {}
+         FROM message_reports r JOIN messages m ON m.id = r.message_id",
+        message_columns.join(", ")
+    )
+});
 
 fn report_from_row(row: &AnyRow) -> Result<Report> {
     let message = message_from_row(row)?;
@@ -98,7 +105,7 @@ fn report_from_row(row: &AnyRow) -> Result<Report> {
 }
 
 pub async fn get_report(db: &Db, room_id: &str, id: &str) -> Result<Option<Report>> {
-    let sql = sqlx::AssertSqlSafe(format!("{REPORT_SELECT} WHERE r.id = $1 AND r.room_id = $2"));
+    let sql = sqlx::AssertSqlSafe(format!("{} WHERE r.id = $1 AND r.room_id = $2", *REPORT_SELECT));
     let row = sqlx::query(sql).bind(id).bind(room_id).fetch_optional(&db.pool).await?;
     row.as_ref().map(report_from_row).transpose()
 }
@@ -110,7 +117,8 @@ pub async fn list_reports(db: &Db, room_id: &str, status: ReportStatus, limit: i
         ReportStatus::Resolved => "IS NOT NULL",
     };
     let sql = sqlx::AssertSqlSafe(format!(
-        "{REPORT_SELECT} WHERE r.room_id = $1 AND r.resolved_at {open} ORDER BY r.created_at, r.id LIMIT $2"
+        "{} WHERE r.room_id = $1 AND r.resolved_at {open} ORDER BY r.created_at, r.id LIMIT $2",
+        *REPORT_SELECT
     ));
     let rows = sqlx::query(sql).bind(room_id).bind(limit).fetch_all(&db.pool).await?;
     rows.iter().map(report_from_row).collect()

@@ -100,7 +100,8 @@ pub async fn close(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A page of a room's messages with seq below `before`, newest last. `limit` 1–200 (default 50).
+/// A page of a room's messages with seq below `before`, newest last. `limit` 1–200 (default 50);
+/// `thread`: only the replies in that thread.
 #[utoipa::path(get, path = "/rooms/{roomId}/messages", tag = "rooms", params(("roomId" = String, Path), HistoryQuery),
     responses((status = 200, body = Vec<MessageView>), (status = 400, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
 pub async fn history(
@@ -117,7 +118,7 @@ pub async fn history(
         return Err(ForumError::BadQuery("before must be 1 or more".into()).into());
     }
     store::get_room(&state.db, &id).await?.ok_or(ForumError::NotFound("room"))?;
-    let rows = store::messages_before(&state.db, &id, before, limit).await?;
+    let rows = store::messages_before(&state.db, &id, before, limit, query.thread.as_deref()).await?;
     Ok(ApiJson(rows.iter().map(|m| m.view()).collect()))
 }
 

@@ -119,6 +119,26 @@ pub struct MessageView {
     /// as a badge; absent when unrated, in a genre room, or the ratings could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author_rating: Option<f64>,
+    /// The review this line quotes: it opens the review's thread in the album's room
+    /// ("discuss this review", `POST /rooms/{roomId}/threads`); `message` is the review's
+    /// excerpt as it was then. Absent on other lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<QuotedReview>,
+    /// On a reply in a thread: the id of the line that quotes the review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+/// A review as a thread's opening line quotes it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotedReview {
+    pub id: String,
+    /// The review's author.
+    pub user_id: String,
+    pub username: String,
+    /// 0.5–5.
+    pub rating: f64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -143,6 +163,8 @@ pub struct HistoryQuery {
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// Only the replies in this thread (the id of the line that quotes the review).
+    pub thread: Option<String>,
 }
 
 /// Album and genre ids: 1–64 of `[A-Za-z0-9_:.-]` (a MusicBrainz id fits), as in the review service.

@@ -32,7 +32,7 @@ use liner_shared::db::{Db, is_unique_violation};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::model::{EventKind, MessageView, Room, RoomType};
+use super::model::{EventKind, MessageView, QuotedReview, Room, RoomType};
 use crate::error::{ForumError, Result};
 
 /// A room row as stored.
@@ -205,6 +205,19 @@ pub struct StoredMessage {
     pub deleted_at: Option<i64>,
     /// The author's rating of the room's album when sent, in halves (see the 0003 migration).
     pub author_rating_half: Option<i64>,
+    /// The review a thread's opening line quotes (see the 0005 migration).
+    pub quote: Option<Quote>,
+    /// A reply's thread: the id of the line that quotes the review.
+    pub thread_id: Option<String>,
+}
+
+/// A review as quoted by the line that opens its thread, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub review_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub rating_half: i64,
 }
 
 impl StoredMessage {
@@ -221,16 +234,32 @@ impl StoredMessage {
             edited_at: self.edited_at.map(liner_shared::rfc3339),
             deleted: self.deleted_at.is_some(),
             author_rating: self.author_rating_half.map(|h| h as f64 / 2.0),
+            review: self.quote.as_ref().map(|q| QuotedReview {
+                id: q.review_id.clone(),
+                user_id: q.user_id.clone(),
+                username: q.username.clone(),
+                rating: q.rating_half as f64 / 2.0,
+            }),
+            thread_id: self.thread_id.clone(),
         }
     }
 }
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "id, room_id, seq, kind, user_id, username, body, sent_at, target_id, target_name, amount, edited_at, deleted_at,
-     author_rating_half";
+     author_rating_half, review_id, review_user_id, review_username, review_rating_half, thread_id";
 
 pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage> {
     let kind: String = row.try_get("kind")?;
+    let quote = match row.try_get::<Option<String>, _>("review_id")? {
+        None => None,
+        Some(review_id) => Some(Quote {
+            review_id,
+            user_id: row.try_get::<Option<String>, _>("review_user_id")?.unwrap_or_default(),
+            username: row.try_get::<Option<String>, _>("review_username")?.unwrap_or_default(),
+            rating_half: row.try_get::<Option<i64>, _>("review_rating_half")?.unwrap_or_default(),
+        }),
+    };
     Ok(StoredMessage {
         id: row.try_get("id")?,
         room_id: row.try_get("room_id")?,
@@ -247,6 +276,8 @@ pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage> {
         edited_at: row.try_get("edited_at")?,
         deleted_at: row.try_get("deleted_at")?,
         author_rating_half: row.try_get("author_rating_half")?,
+        quote,
+        thread_id: row.try_get("thread_id")?,
     })
 }
 
@@ -325,6 +356,10 @@ pub struct NewMessage<'a> {
     /// Moderators are neither muted nor slowed.
     pub moderator: bool,
     pub effect: Effect<'a>,
+    /// The review this line quotes (it opens the review's thread; one per review per room).
+    pub quote: Option<&'a Quote>,
+    /// The thread this line replies in.
+    pub thread_id: Option<&'a str>,
 }
 
 pub async fn find_by_client_id(
@@ -342,6 +377,31 @@ pub async fn find_by_client_id(
     match row {
         None => Ok(None),
         Some(r) => Ok(Some((r.try_get("id")?, r.try_get("seq")?))),
+    }
+}
+
+/// The line that quotes this review in the room (its thread): (id, seq).
+pub async fn find_thread(db: &Db, room_id: &str, review_id: &str) -> Result<Option<(String, i64)>> {
+    let row = sqlx::query("SELECT id, seq FROM messages WHERE room_id = $1 AND review_id = $2")
+        .bind(room_id)
+        .bind(review_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some((r.try_get("id")?, r.try_get("seq")?))),
+    }
+}
+
+/// The row this line duplicates, if it was stored before: the same (user, clientMsgId),
+/// or a line quoting the same review.
+async fn find_earlier(db: &Db, msg: &NewMessage<'_>) -> Result<Option<(String, i64)>> {
+    if let Some(quote) = msg.quote {
+        return find_thread(db, msg.room_id, &quote.review_id).await;
+    }
+    match msg.client_msg_id {
+        Some(cid) => find_by_client_id(db, msg.room_id, msg.user_id, cid).await,
+        None => Ok(None),
     }
 }
 
@@ -528,9 +588,7 @@ pub async fn append(db: &Db, queue: &WriteQueue, msg: NewMessage<'_>) -> Result<
         Backend::Sqlite => Some(queue.0.lock().await),
         Backend::Postgres => None,
     };
-    if let Some(cid) = msg.client_msg_id
-        && let Some((id, seq)) = find_by_client_id(db, msg.room_id, msg.user_id, cid).await?
-    {
+    if let Some((id, seq)) = find_earlier(db, &msg).await? {
         return Ok(Appended::Duplicate { id, seq });
     }
     let now = liner_shared::now_millis();
@@ -562,16 +620,17 @@ pub async fn append(db: &Db, queue: &WriteQueue, msg: NewMessage<'_>) -> Result<
         edited_at: None,
         deleted_at: None,
         author_rating_half: msg.author_rating_half,
+        quote: msg.quote.cloned(),
+        thread_id: msg.thread_id.map(str::to_owned),
     };
     match insert(&mut tx, &stored, msg.client_msg_id).await {
         Ok(_) => {
             tx.commit().await?;
             Ok(Appended::Stored { message: Box::new(stored), slow_mode_secs: next.slow_mode_secs })
         }
-        Err(e) if is_unique_violation(&e) && msg.client_msg_id.is_some() => {
+        Err(e) if is_unique_violation(&e) && (msg.client_msg_id.is_some() || msg.quote.is_some()) => {
             tx.rollback().await?;
-            let cid = msg.client_msg_id.unwrap_or_default();
-            match find_by_client_id(db, msg.room_id, msg.user_id, cid).await? {
+            match find_earlier(db, &msg).await? {
                 Some((id, seq)) => Ok(Appended::Duplicate { id, seq }),
                 None => Err(ForumError::Internal(anyhow::anyhow!("duplicate message vanished"))),
             }
@@ -587,8 +646,9 @@ async fn insert(
 ) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO messages (id, room_id, seq, kind, user_id, username, client_msg_id, body, sent_at,
-                               target_id, target_name, amount, author_rating_half)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                               target_id, target_name, amount, author_rating_half,
+                               review_id, review_user_id, review_username, review_rating_half, thread_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&m.id)
     .bind(&m.room_id)
@@ -603,6 +663,11 @@ async fn insert(
     .bind(m.target_name.as_deref())
     .bind(m.amount)
     .bind(m.author_rating_half)
+    .bind(m.quote.as_ref().map(|q| q.review_id.as_str()))
+    .bind(m.quote.as_ref().map(|q| q.user_id.as_str()))
+    .bind(m.quote.as_ref().map(|q| q.username.as_str()))
+    .bind(m.quote.as_ref().map(|q| q.rating_half))
+    .bind(m.thread_id.as_deref())
     .execute(&mut **tx)
     .await
     .map(drop)
@@ -618,13 +683,21 @@ pub async fn messages_after(db: &Db, room_id: &str, after: i64, limit: i64) -> R
 }
 
 /// The `limit` newest chat lines with `seq < before` (events left out: history shows each
-/// line as it stands now), returned oldest first.
-pub async fn messages_before(db: &Db, room_id: &str, before: i64, limit: i64) -> Result<Vec<StoredMessage>> {
+/// line as it stands now), only the replies of `thread` when given, returned oldest first.
+pub async fn messages_before(
+    db: &Db,
+    room_id: &str,
+    before: i64,
+    limit: i64,
+    thread: Option<&str>,
+) -> Result<Vec<StoredMessage>> {
+    // CAST gives PostgreSQL a type for a parameter that may be bound as NULL.
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 AND kind = 'message'
+           AND (CAST($4 AS TEXT) IS NULL OR thread_id = $4)
          ORDER BY seq DESC LIMIT $3"
     ));
-    let rows = sqlx::query(sql).bind(room_id).bind(before).bind(limit).fetch_all(&db.pool).await?;
+    let rows = sqlx::query(sql).bind(room_id).bind(before).bind(limit).bind(thread).fetch_all(&db.pool).await?;
     let mut out = rows.iter().map(message_from_row).collect::<Result<Vec<_>>>()?;
     out.reverse();
     Ok(out)

@@ -283,6 +283,18 @@ pub async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
     }
 }
 
+/// Sends and waits for this connection's answer (ack or error), skipping other frames.
+pub async fn send_and_answer(ws: &mut Ws, frame: Value) -> Value {
+    let cid = frame["clientMsgId"].as_str().expect("a clientMsgId").to_owned();
+    send_json(ws, frame).await;
+    loop {
+        let v = next_json(ws).await;
+        if matches!(v["type"].as_str(), Some("ack" | "error")) && v["clientMsgId"] == cid.as_str() {
+            return v;
+        }
+    }
+}
+
 /// Waits for this connection's own `joined` presence: from then on it receives every
 /// message stored in the room.
 pub async fn wait_joined(ws: &mut Ws, user: &User) -> Value {
