@@ -6,6 +6,7 @@
 // stay hidden until their own review is saved; then the same refresh reveals them.
 
 import { REVIEWS, album as fetchAlbum, api, query } from './api.js';
+import { ratePrompt } from './blind-first.js';
 import { busy, cover, failure, fmtDate, fmtScore, h, loading, mount, plural, setTitle, srOnly, timeEl } from './dom.js';
 import { discussReview, roomWidget } from './page-room.js';
 import { STEPS, fmtRating, stars } from './rating.js';
@@ -210,22 +211,30 @@ function reviewList(el, albumId) {
   return { reload };
 }
 
-export function reviewItem(r, { showAlbum = null } = {}) {
+/**
+ * One review. `showAlbum`: an element naming the album (and author), for lists of reviews
+ * of many albums; `blind`: blindness() of blind-first.js — a review of an album it hides
+ * shows who wrote it and when, and a prompt to rate the album instead of the rating,
+ * the text and the likes (one's own reviews always show).
+ */
+export function reviewItem(r, { showAlbum = null, blind = null } = {}) {
   const me = session.current()?.user.id === r.userId;
+  const hidden = !me && blind?.(r.albumId);
   return h(
     'li',
-    { class: `review${me ? ' review--mine' : ''}`, 'data-review-id': r.id },
+    { class: `review${me ? ' review--mine' : ''}${hidden ? ' review--hidden' : ''}`, 'data-review-id': r.id },
     h(
       'div',
       { class: 'review__head' },
       showAlbum,
       showAlbum ? null : h('a', { href: `/users/${encodeURIComponent(r.userId)}`, class: 'review__author' }, r.username),
       me ? h('span', { class: 'tag' }, 'you') : null,
-      stars(r.rating),
+      hidden ? null : stars(r.rating),
       h('span', { class: 'muted small' }, timeEl(r.createdAt, fmtDate), r.updatedAt !== r.createdAt ? ' · edited' : ''),
     ),
-    r.reviewText ? reviewText(r) : null,
-    h('div', { class: 'review__foot' }, likeButton(r), discussButton(r)),
+    hidden
+      ? h('p', { class: 'review__text' }, ratePrompt(r.albumId, 'Rate it first to read this review'))
+      : [r.reviewText ? reviewText(r) : null, h('div', { class: 'review__foot' }, likeButton(r), discussButton(r))],
   );
 }
 

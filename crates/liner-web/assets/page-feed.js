@@ -1,11 +1,14 @@
 // The feed: reviews by the people one follows, newest first, "more" paging with the
 // server's opaque cursor (keyset: a review written meanwhile neither repeats nor hides one).
+// For a blind-first person, reviews of albums they have not rated show only a prompt
+// to rate the album (blind-first.js).
 
 import { REVIEWS, albumsById, api, query } from './api.js';
+import { blindness } from './blind-first.js';
 import { failure, h, loading, mount, setTitle } from './dom.js';
 import { loginUrl } from './nav.js';
 import { reviewItem } from './page-album.js';
-import { albumLink } from './page-user.js';
+import { albumByAuthor } from './page-user.js';
 import * as session from './session.js';
 
 export function render(main) {
@@ -21,10 +24,10 @@ export function render(main) {
   async function page() {
     try {
       const res = await api(`${REVIEWS}/feed${query({ limit: 20, cursor })}`, { auth: true });
-      const albums = await albumsById(res.items.map((r) => r.albumId));
+      const [albums, blind] = await Promise.all([albumsById(res.items.map((r) => r.albumId)), blindness()]);
       const empty = !res.items.length && !cursor;
       mount(status, empty ? h('p', { class: 'empty' }, 'Nothing yet: follow people from their profiles to see their reviews here.') : null);
-      list.append(...res.items.map((r, i) => reviewItem(r, { showAlbum: h('span', {}, albumLink(r.albumId, albums[i]), h('span', { class: 'muted' }, ' by '), h('a', { href: `/users/${encodeURIComponent(r.userId)}`, class: 'review__author' }, r.username)) })));
+      list.append(...res.items.map((r, i) => reviewItem(r, { showAlbum: albumByAuthor(r, albums[i]), blind })));
       cursor = res.nextCursor;
       more.hidden = !cursor;
     } catch (err) {

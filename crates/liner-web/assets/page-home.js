@@ -1,7 +1,10 @@
 // Home: search, this week's chart (scores joined with catalogue titles), live rooms,
-// and the newest albums in the catalogue.
+// and the newest albums in the catalogue. For a blind-first person a charted album they
+// have not rated keeps its place but shows a prompt to rate it instead of its score
+// (blind-first.js): the order is what a chart is, the number is what would sway them.
 
 import { CATALOG, FORUMS, REVIEWS, albumsById, api, rememberAlbum } from './api.js';
+import { blindness, ratePrompt } from './blind-first.js';
 import { cover, failure, fmtScore, h, loading, mount, plural, setTitle } from './dom.js';
 import { navigate } from './nav.js';
 import { roomLabel } from './page-room.js';
@@ -85,7 +88,7 @@ function submitSearch(e) {
 async function loadChart(el, period) {
   mount(el, loading());
   try {
-    const chart = await api(`${REVIEWS}/charts?period=${period}&limit=10`);
+    const [chart, blind] = await Promise.all([api(`${REVIEWS}/charts?period=${period}&limit=10`), blindness()]);
     const albums = await albumsById(chart.items.map((i) => i.albumId));
     if (chart.items.length === 0) {
       return mount(el, h('p', { class: 'empty' }, 'No ratings in this period yet. Find an album and be the first.'));
@@ -95,7 +98,7 @@ async function loadChart(el, period) {
       h(
         'ol',
         { class: 'chart' },
-        chart.items.map((item, i) => chartRow(item, albums[i], i + 1)),
+        chart.items.map((item, i) => chartRow(item, albums[i], i + 1, blind(item.albumId))),
       ),
     );
   } catch (err) {
@@ -103,11 +106,11 @@ async function loadChart(el, period) {
   }
 }
 
-function chartRow(item, album, rank) {
+function chartRow(item, album, rank, hidden) {
   const href = `/albums/${encodeURIComponent(item.albumId)}`;
   return h(
     'li',
-    { class: 'chart__row' },
+    { class: 'chart__row', 'data-album-id': item.albumId },
     h('span', { class: 'chart__rank', 'aria-hidden': 'true' }, String(rank)),
     cover(album ?? { id: item.albumId, title: item.albumId }, 'sm'),
     h(
@@ -119,8 +122,9 @@ function chartRow(item, album, rank) {
     h(
       'div',
       { class: 'chart__score' },
-      h('span', { class: 'score-pill', title: 'Weighted score' }, fmtScore(item.score?.weighted)),
-      h('span', { class: 'muted small' }, plural(item.total, 'rating')),
+      hidden
+        ? ratePrompt(item.albumId)
+        : [h('span', { class: 'score-pill', title: 'Weighted score' }, fmtScore(item.score?.weighted)), h('span', { class: 'muted small' }, plural(item.total, 'rating'))],
     ),
   );
 }

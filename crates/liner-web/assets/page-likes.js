@@ -1,10 +1,12 @@
 // The reviews a person liked (GET /users/{id}/likes), the latest like first, "more"
-// paging with the server's cursor; linked from their profile.
+// paging with the server's cursor; linked from their profile. For a blind-first reader,
+// reviews of albums they have not rated show only a prompt to rate it (blind-first.js).
 
 import { REVIEWS, albumsById, api, query } from './api.js';
+import { blindness } from './blind-first.js';
 import { failure, h, loading, mount, setTitle } from './dom.js';
 import { reviewItem } from './page-album.js';
-import { albumLink } from './page-user.js';
+import { albumByAuthor } from './page-user.js';
 import { applyLiked } from './social.js';
 
 export function render(main, userId) {
@@ -18,11 +20,10 @@ export function render(main, userId) {
   async function page() {
     try {
       const res = await api(`${REVIEWS}/users/${encodeURIComponent(userId)}/likes${query({ limit: 20, cursor })}`);
-      const albums = await albumsById(res.items.map((r) => r.albumId));
+      const [albums, blind] = await Promise.all([albumsById(res.items.map((r) => r.albumId)), blindness()]);
       const empty = !res.items.length && !cursor;
       mount(status, empty ? h('p', { class: 'empty' }, 'No liked reviews yet.') : null);
-      const added = res.items.map((r, i) => reviewItem(r, { showAlbum: h('span', {}, albumLink(r.albumId, albums[i]), h('span', { class: 'muted' }, ' by '), h('a', { href: `/users/${encodeURIComponent(r.userId)}`, class: 'review__author' }, r.username)) }));
-      list.append(...added);
+      list.append(...res.items.map((r, i) => reviewItem(r, { showAlbum: albumByAuthor(r, albums[i]), blind })));
       applyLiked(list, res.items);
       cursor = res.nextCursor;
       more.hidden = !cursor;

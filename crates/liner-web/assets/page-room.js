@@ -1,11 +1,14 @@
 // A room: its history (paging back with ?before=), the live chat (chat.js), who is
 // here, who is typing, replying in a review's thread (`?thread=<id>` opens the page in
 // that thread), and for its creator a way to close it; editing, reporting and
-// moderating messages are in room-tools.js. Also `roomWidget`, the "join / open a
-// room" box that album and genre pages show, and `discussReview`, which opens a
-// review's thread in its album's room (opening the room first when there is none).
+// moderating messages are in room-tools.js. In an album room the header shows how the
+// room's posters rated the album, and each line its author's rating — neither for a
+// blind-first person who has not rated it yet (blind-first.js). Also `roomWidget`, the
+// "join / open a room" box that album and genre pages show, and `discussReview`, which
+// opens a review's thread in its album's room (opening the room first when there is none).
 
 import { FORUMS, album, api } from './api.js';
+import { blindness, ratePrompt } from './blind-first.js';
 import { ChatConnection } from './chat.js';
 import { busy, failure, h, loading, mount, setTitle } from './dom.js';
 import { loginUrl, navigate } from './nav.js';
@@ -96,8 +99,9 @@ export function render(main, roomId) {
         api(`${FORUMS}/rooms/${encodeURIComponent(roomId)}`),
         api(`${FORUMS}/rooms/${encodeURIComponent(roomId)}/messages?limit=${HISTORY_PAGE}`),
       ]);
-      const about = room.albumId ? await album(room.albumId).catch(() => null) : null;
-      if (!stopped) chat = show(main, { ...room, title: roomLabel(room, about) }, history);
+      const [about, blind] = await Promise.all([room.albumId ? album(room.albumId).catch(() => null) : null, blindness()]);
+      const ratingsHidden = Boolean(room.albumId) && blind(room.albumId);
+      if (!stopped) chat = show(main, { ...room, title: roomLabel(room, about) }, history, ratingsHidden);
     } catch (err) {
       mount(main, err.status === 404 ? h('section', { class: 'panel narrow' }, h('h1', {}, 'No such room'), h('p', {}, h('a', { href: '/' }, 'See the live rooms'), '.')) : failure(err, load));
     }
@@ -108,7 +112,7 @@ export function render(main, roomId) {
   };
 }
 
-function show(main, room, history) {
+function show(main, room, history, ratingsHidden) {
   setTitle(room.title);
   const me = session.current()?.user ?? null;
   const log = h('ol', { class: 'messages', id: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages' });
@@ -155,6 +159,7 @@ function show(main, room, history) {
   const ctx = {
     room,
     me,
+    ratingsHidden,
     moderator: false,
     readonly: !me || !room.active,
     chat: null,
@@ -170,7 +175,12 @@ function show(main, room, history) {
     },
   };
   ctx.setSlowMode(room.slowModeSecs ?? 0, room.slowModeAutomatic);
-  if (room.albumId) showSplit(splitEl, room.id);
+  if (ratingsHidden) {
+    mount(splitEl, ratePrompt(room.albumId, 'Rate the album to see how this room rated it'));
+    splitEl.hidden = false;
+  } else if (room.albumId) {
+    showSplit(splitEl, room.id);
+  }
 
   const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   const toBottom = () => {

@@ -1,9 +1,11 @@
 // A profile: username, member since, review count and average, followers and following
 // (with a Follow button for others), their lists, and their reviews (newest first,
 // "more" paging), each with the album's title from the catalogue. On one's own profile:
-// the blind-first setting (album scores and reviews hidden until one has rated them).
+// the blind-first setting (album scores and reviews hidden until one has rated them);
+// with it on, their reviews of albums one has not rated show only a prompt to rate it.
 
 import { REVIEWS, albumsById, api, query } from './api.js';
+import { blindness } from './blind-first.js';
 import { cover, failure, fmtDate, fmtScore, h, loading, mount, setTitle } from './dom.js';
 import { listsSection } from './lists.js';
 import { reviewItem } from './page-album.js';
@@ -56,9 +58,9 @@ export function render(main, userId) {
     if (!cursor) mount(status, loading());
     try {
       const res = await api(`${REVIEWS}/reviews/user/${encodeURIComponent(userId)}${query({ limit: 20, cursor })}`);
-      const albums = await albumsById(res.items.map((r) => r.albumId));
+      const [albums, blind] = await Promise.all([albumsById(res.items.map((r) => r.albumId)), blindness()]);
       mount(status, res.total ? null : h('p', { class: 'empty' }, 'No reviews yet.'));
-      list.append(...res.items.map((r, i) => reviewItem(r, { showAlbum: albumLink(r.albumId, albums[i]) })));
+      list.append(...res.items.map((r, i) => reviewItem(r, { showAlbum: albumLink(r.albumId, albums[i]), blind })));
       cursor = res.nextCursor;
       more.hidden = !cursor;
     } catch (err) {
@@ -107,5 +109,16 @@ export function albumLink(albumId, album) {
     cover(album ?? { id: albumId, title: albumId }, 'xs'),
     h('a', { href: `/albums/${encodeURIComponent(albumId)}` }, album ? album.title : albumId),
     album ? h('span', { class: 'muted' }, ` ${album.artist}`) : null,
+  );
+}
+
+/** The album of a review and who wrote it, for lists of many people's reviews. */
+export function albumByAuthor(r, album) {
+  return h(
+    'span',
+    {},
+    albumLink(r.albumId, album),
+    h('span', { class: 'muted' }, ' by '),
+    h('a', { href: `/users/${encodeURIComponent(r.userId)}`, class: 'review__author' }, r.username),
   );
 }

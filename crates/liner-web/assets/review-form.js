@@ -1,22 +1,21 @@
 // Writing, editing and deleting one's own review of an album. Nothing is checked here
 // that the server checks: a missing rating or a too-long text goes to the server, and
-// its 422 message is shown next to the field it names.
+// its 422 message is shown next to the field it names. Every save or delete tells
+// own-reviews.js, whose list of one's reviews is what blind-first goes by elsewhere.
 
 import { REVIEWS, api } from './api.js';
 import { busy, errorBox, field, h, mount, setFieldError, showApiError } from './dom.js';
 import { loginUrl } from './nav.js';
+import { ownReviews, ownReviewsChanged } from './own-reviews.js';
 import { ratingInput } from './rating.js';
 import * as session from './session.js';
 
 const TEXT_LIMIT = 10000;
 
-/** The user's review of `albumId`, if any (their newest 100 reviews are searched). */
+/** The user's review of `albumId`, if any. */
 export async function findOwnReview(albumId) {
-  const s = session.current();
-  if (!s) return null;
   try {
-    const page = await api(`${REVIEWS}/reviews/user/${encodeURIComponent(s.user.id)}?limit=100`);
-    return page.items.find((r) => r.albumId === albumId) ?? null;
+    return (await ownReviews()).get(albumId) ?? null;
   } catch {
     return null; // the form still works: a duplicate POST answers 409 with the review's id
   }
@@ -92,10 +91,12 @@ export function reviewForm(el, albumId, existing, onChange) {
       for (const input of Object.values(fields)) setFieldError(input, null);
       box.show(null);
       status.textContent = 'Saved.';
+      ownReviewsChanged();
       refresh();
       onChange();
     } catch (err) {
       if (err.status === 409 && err.details.existingId) {
+        ownReviewsChanged(); // written elsewhere (another tab): what we kept is behind
         review = await api(`${REVIEWS}/reviews/${encodeURIComponent(err.details.existingId)}`).catch(() => null);
         if (review) {
           rating.value = review.rating;
@@ -120,6 +121,7 @@ export function reviewForm(el, albumId, existing, onChange) {
       countChars();
       box.show(null);
       status.textContent = 'Review deleted.';
+      ownReviewsChanged();
       refresh();
       onChange();
     } catch (err) {

@@ -19,8 +19,8 @@ const SLOW_MODE_CHOICES = [0, 5, 10, 30, 60, 300];
 const roomPath = (ctx, rest = '') => `${FORUMS}/rooms/${encodeURIComponent(ctx.room.id)}${rest}`;
 
 /**
- * A message of the log. `ctx`: { room, me, moderator, chat (the connection, once
- * there), pendingEdits (clientMsgId → li), showError(text) }.
+ * A message of the log. `ctx`: { room, me, ratingsHidden, moderator, chat (the
+ * connection, once there), pendingEdits (clientMsgId → li), showError(text) }.
  */
 export function messageEl(m, ctx) {
   const li = h('li', { class: `msg${m.userId === ctx.me?.id ? ' msg--mine' : ''}`, 'data-seq': String(m.seq), 'data-id': m.id, id: `m-${m.id}` });
@@ -34,8 +34,9 @@ function renderMessage(li, ctx) {
   const edited = m.editedAt && !m.deleted ? h('span', { class: 'msg__edited', title: new Date(m.editedAt).toLocaleString() }, '(edited)') : null;
   const text = m.deleted ? h('p', { class: 'msg__text msg__text--deleted' }, 'message deleted') : h('p', { class: 'msg__text' }, m.message);
   li.classList.toggle('msg--deleted', Boolean(m.deleted));
-  // Album rooms: the author's rating of the album when they sent it (absent: unrated).
-  const rating = m.authorRating != null ? h('span', { class: 'tag msg__rating', title: 'Their rating of this album' }, `★ ${Number(m.authorRating).toFixed(1)}`) : null;
+  // Album rooms: the author's rating of the album when they sent it (absent: unrated,
+  // or hidden from a blind-first reader who has not rated it).
+  const rating = m.authorRating != null && !ctx.ratingsHidden ? h('span', { class: 'tag msg__rating', title: 'Their rating of this album' }, `★ ${Number(m.authorRating).toFixed(1)}`) : null;
   const author = h('a', { href: `/users/${encodeURIComponent(m.userId)}`, class: 'msg__author' }, m.username);
   li.classList.toggle('msg--thread', Boolean(m.review));
   mount(
@@ -53,8 +54,9 @@ function quoteCard(m, ctx) {
   return h(
     'figure',
     { class: 'msg__quote' },
-    h('figcaption', {}, h('a', { href: `/users/${encodeURIComponent(r.userId)}` }, r.username), '’s review ', h('span', { class: 'tag' }, `★ ${Number(r.rating).toFixed(1)}`)),
-    h('blockquote', { class: 'msg__text' }, m.message || 'A rating without words.'),
+    h('figcaption', {}, h('a', { href: `/users/${encodeURIComponent(r.userId)}` }, r.username), '’s review ', ctx.ratingsHidden ? null : h('span', { class: 'tag' }, `★ ${Number(r.rating).toFixed(1)}`)),
+    // A blind-first reader who has not rated the album reads neither the rating nor the text.
+    h('blockquote', { class: 'msg__text' }, ctx.ratingsHidden ? 'Rate the album first to read this review.' : m.message || 'A rating without words.'),
     reply,
   );
 }

@@ -57,6 +57,8 @@ pub const SOURCES: &[(&str, &[u8])] = embed![
     "page-list.js",
     "settings.js",
     "page-likes.js",
+    "own-reviews.js",
+    "blind-first.js",
 ];
 
 /// One file as served.
