@@ -1,8 +1,9 @@
 """Room tools in a real browser, against `liner up` (see conftest.py): two people in
 two browser contexts; an edit shows "(edited)" with the new text for the other one, a
 message the creator deletes turns into "message deleted" for the other one live (and
-after a reload), "… is typing" shows for the other one, and slow mode holds a member
-back. Every room event arrives over the live WebSocket, never by reloading.
+after a reload), "… is typing" shows for the other one, slow mode holds a member back,
+and a member the creator mutes is listed for her until she unmutes him, after which he
+talks again. Every room event arrives over the live WebSocket, never by reloading.
 """
 
 import uuid
@@ -119,6 +120,28 @@ def test_typing_shows_for_the_other_member_and_slow_mode_holds_him(person):
     expect(bob.page.locator("#pending .msg--failed")).to_contain_text("slow mode")
     send_chat(alice.page, "moderators are not slowed")
     expect(bob.page.locator("#messages .msg__text")).to_have_text(["what a solo", "moderators are not slowed"])
+
+
+def test_the_creator_mutes_a_member_sees_him_listed_and_unmutes_him(person):
+    alice, bob = person("alice"), person("bob")
+    open_room(alice, bob)
+    expect(alice.page.locator("#mutes")).to_have_text("Nobody is muted.")
+    send_chat(bob.page, "first!!!")
+    alice.page.locator("#messages .msg", has_text="first!!!").locator(".msg__mute").click()
+    expect(bob.page.locator("#messages .msg--notice")).to_contain_text(["You were muted by"])
+    muted = alice.page.locator("#mutes li")
+    expect(muted).to_have_count(1)
+    expect(muted).to_contain_text(bob.username)
+    expect(muted).to_contain_text("until")
+    send_chat(bob.page, "am I muted?")
+    expect(bob.page.locator("#pending .msg--failed")).to_contain_text("muted")
+    alice.screenshot("room-mutes")
+
+    alice.page.get_by_role("button", name=f"Unmute {bob.username}").click()
+    expect(alice.page.locator("#mutes")).to_have_text("Nobody is muted.")
+    expect(bob.page.locator("#messages .msg--notice")).to_contain_text(["You can talk again"])
+    send_chat(bob.page, "thanks, sorry")
+    expect(alice.page.locator("#messages .msg__text")).to_have_text(["first!!!", "thanks, sorry"])
 
 
 def test_a_busy_room_slows_itself_down_and_back(person):

@@ -381,7 +381,7 @@ function show(main, room, history, ratingsHidden) {
       if (!m.moderator) return;
       ctx.moderator = true;
       refreshActions(log, ctx);
-      mount(modArea, h('h2', {}, 'Moderation'), moderationBar(ctx, m.slowModeSecs));
+      mount(modArea, h('h2', {}, 'Moderation'), moderationBar(ctx, m));
     })
     .catch(() => {});
 

@@ -2,14 +2,16 @@
 // change the log. Everyone: edit their own message for 15 minutes (over the chat
 // socket), delete their own, report others'. Moderators (the room's creator and the
 // admins; the server says who, GET /rooms/{id}/moderation): delete any message, mute
-// or kick a member, set slow mode, read and resolve reports (REST). Room events
-// (edit, delete, mute, unmute, kick, slowmode) arrive in seq order with the messages
-// and are applied here: new text and "(edited)", tombstones ("message deleted"), and
-// one-line notices. Also the "alice is typing…" line, and threads: a line quoting a
-// review renders as its card with "Reply in thread", a reply links back to it.
+// or kick a member, see who is muted and unmute them, set slow mode, read and resolve
+// reports (REST). Room events (edit, delete, mute, unmute, kick, slowmode) arrive in seq
+// order with the messages and are applied here: new text and "(edited)", tombstones
+// ("message deleted"), one-line notices, and the moderators' list of running mutes
+// (read once with the moderation state, then kept by the events, so a mute set by
+// another moderator shows too). Also the "alice is typing…" line, and threads: a line quoting a review
+// renders as its card with "Reply in thread", a reply links back to it.
 
 import { FORUMS, api } from './api.js';
-import { fmtTime, h, mount, timeEl } from './dom.js';
+import { busy, fmtTime, h, mount, timeEl } from './dom.js';
 
 export const EDIT_WINDOW_MS = 15 * 60 * 1000;
 const TYPING_SHOWN_MS = 5000;
@@ -90,11 +92,14 @@ function actions(li, ctx) {
   return h('span', { class: 'msg__actions' }, list);
 }
 
+/** A moderator's REST call; true when it was done, else the error is shown and false. */
 async function moderate(ctx, method, rest, body) {
   try {
     await api(roomPath(ctx, rest), { method, body });
+    return true;
   } catch (err) {
     ctx.showError(err.message);
+    return false;
   }
 }
 
@@ -182,6 +187,8 @@ export function applyEvent(log, e, ctx) {
     slowmode: () => slowModeNotice(e),
   }[e.type];
   if (e.type === 'slowmode') ctx.setSlowMode?.(e.seconds, e.automatic);
+  if (e.type === 'mute') ctx.mutes?.add(e.target, e.until);
+  if (e.type === 'unmute') ctx.mutes?.remove(e.target?.userId);
   if (text) log.append(h('li', { class: 'msg msg--notice', 'data-seq': String(e.seq), 'data-event': e.type }, text()));
 }
 
@@ -219,15 +226,57 @@ export function typingLine(el) {
   };
 }
 
-/** Moderators' controls: slow mode and the open reports. */
-export function moderationBar(ctx, slowModeSecs) {
+/**
+ * Moderators' controls, from the room's moderation state (GET …/moderation): slow mode,
+ * the running mutes (`ctx.mutes`, which applyEvent keeps current) and the open reports.
+ */
+export function moderationBar(ctx, { slowModeSecs, mutes }) {
   const select = h('select', { id: 'slow-mode', 'aria-label': 'Slow mode' }, SLOW_MODE_CHOICES.map((s) => h('option', { value: String(s) }, s === 0 ? 'Slow mode off' : `Slow mode ${s} s`)));
   select.value = String(SLOW_MODE_CHOICES.includes(slowModeSecs) ? slowModeSecs : 0);
   select.addEventListener('change', () => moderate(ctx, 'PUT', '/slow-mode', { seconds: Number(select.value) }));
+  const muted = h('ul', { class: 'mutes', id: 'mutes', 'aria-label': 'Muted' });
+  ctx.mutes = mutesList(ctx, muted);
+  for (const m of mutes) ctx.mutes.add(m, m.until);
   const list = h('ul', { class: 'reports', id: 'reports' });
   const load = h('button', { type: 'button', class: 'btn btn--ghost btn--small', id: 'reports-load' }, 'Open reports');
   load.addEventListener('click', () => showReports(ctx, list));
-  return h('div', { class: 'mod-bar', id: 'mod-bar' }, select, load, list);
+  return h('div', { class: 'mod-bar', id: 'mod-bar' }, select, h('h3', { class: 'mod-bar__heading' }, 'Muted'), muted, load, list);
+}
+
+/**
+ * The running mutes in `el`, each with its end and an "Unmute" button: `add({userId,
+ * username}, until)` (a new mute replaces the end of one running) and `remove(userId)`.
+ * A mute leaves the list when it ends by itself, too.
+ */
+function mutesList(ctx, el) {
+  const running = new Map(); // userId → { username, until, timer }
+  const render = () => {
+    if (running.size === 0) return mount(el, h('li', { class: 'muted small' }, 'Nobody is muted.'));
+    const byName = [...running.entries()].sort((a, b) => a[1].username.localeCompare(b[1].username));
+    mount(el, byName.map(([userId, m]) => muteItem(userId, m)));
+  };
+  const muteItem = (userId, m) => {
+    const unmute = h('button', { type: 'button', class: 'link-btn mutes__unmute', 'aria-label': `Unmute ${m.username}` }, 'Unmute');
+    unmute.addEventListener('click', () =>
+      busy(unmute, async () => {
+        if (await moderate(ctx, 'DELETE', `/mutes/${encodeURIComponent(userId)}`)) remove(userId);
+      }),
+    );
+    return h('li', { 'data-user-id': userId }, h('span', { class: 'mutes__name' }, m.username), ' ', h('span', { class: 'muted small' }, 'until ', timeEl(m.until, fmtTime)), ' ', unmute);
+  };
+  const remove = (userId) => {
+    clearTimeout(running.get(userId)?.timer);
+    if (running.delete(userId)) render();
+  };
+  const add = (user, until) => {
+    const left = Date.parse(until) - Date.now();
+    clearTimeout(running.get(user.userId)?.timer);
+    running.delete(user.userId);
+    if (left > 0) running.set(user.userId, { username: who(user), until, timer: setTimeout(() => remove(user.userId), left) });
+    render();
+  };
+  render();
+  return { add, remove };
 }
 
 async function showReports(ctx, list) {
