@@ -276,6 +276,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         users: Arc::new(Usernames::new(review.clone(), PeerClient::new(&client_tls))),
         ratings: Arc::new(Ratings::new(review, PeerClient::new(&client_tls))),
         chat: Arc::new(settings.chat_config()),
+        typing: Default::default(),
         moderation_limit: Arc::new(liner_shared::rate::KeyedLimit::new(
             moderation::WRITES_PER_SEC,
             moderation::WRITES_BURST,

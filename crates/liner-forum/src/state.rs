@@ -54,6 +54,8 @@ pub struct AppState {
     /// Album ratings from the review service, for badges and the rating split.
     pub ratings: Arc<Ratings>,
     pub chat: Arc<ChatConfig>,
+    /// Members' `typing` passed on lately, shared by this replica's connections.
+    pub typing: crate::chat::actions::TypingThrottle,
     /// Moderation, report and thread-opening writes per user (see `moderation`).
     pub moderation_limit: Arc<Option<liner_shared::rate::KeyedLimit<String>>>,
     /// Cancelled when the service stops: every session closes with 1001.

@@ -10,17 +10,25 @@
 //! moderators may do without being in the room and which answers 403 to others, is REST
 //! (`moderation`).
 //!
-//! Typing is throttled per connection: at most one `typing` frame per
-//! [`TYPING_EVERY`] is passed on, the rest are dropped without an answer (a client may
-//! send one per keystroke); it is never stored, never sequenced, and crosses replicas
-//! on the best-effort fan-out.
+//! Typing is throttled per member, not per connection: at most one `typing` frame per
+//! user and room per [`TYPING_EVERY`] leaves a replica ([`TypingThrottle`], one map that
+//! all of the replica's connections share), the rest are dropped without an answer (a
+//! client may send one per keystroke, and a person with two tabs open sends from both).
+//! It is never stored, never sequenced, and crosses replicas on the best-effort fan-out.
+//!
+//! Per replica, not across replicas: a person whose tabs are connected to two replicas
+//! may pass one frame per 3 s from each. That is enough: the throttle is there so that
+//! keystrokes do not flood the other members and the fan-out, and a person has few
+//! connections, each rate limited, so the worst case is a small constant factor, while
+//! the "is typing…" line reads the same for one frame or two. Agreeing across replicas
+//! would cost a Redis round trip per typing frame for nothing anyone would see.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Message;
+use moka::sync::Cache;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::hub::Event;
 use super::protocol::{self, ClientFrame, Refusal, ServerFrame};
@@ -30,78 +38,92 @@ use crate::rooms::model::{EDIT_WINDOW_MS, EventKind};
 use crate::rooms::store::{self, Appended, Effect, Hold, NewMessage};
 use crate::state::AppState;
 
-/// At most one `typing` frame per connection is passed on per this long.
+/// At most one `typing` frame per user and room leaves a replica per this long.
 pub const TYPING_EVERY: Duration = Duration::from_secs(3);
+
+/// Members typing at once on one replica that the throttle keeps apart. Past it the
+/// oldest entries are evicted before their 3 s are up, so a typist may be passed on a
+/// little more often — never less, and each connection is still rate limited.
+const TYPING_CAPACITY: u64 = 10_000;
+
+/// Who has been passed on as typing, per (room, user), within the last [`TYPING_EVERY`]
+/// on this replica: an entry lives that long, and while it does that member's `typing`
+/// frames are dropped, from any of their connections. Cheap to clone (one shared map).
+#[derive(Clone)]
+pub struct TypingThrottle {
+    recent: Cache<(String, String), ()>,
+}
+
+impl Default for TypingThrottle {
+    fn default() -> Self {
+        TypingThrottle { recent: Cache::builder().max_capacity(TYPING_CAPACITY).time_to_live(TYPING_EVERY).build() }
+    }
+}
+
+impl TypingThrottle {
+    /// Whether this member's typing is passed on now; true at most once per
+    /// [`TYPING_EVERY`] for a room and user, however many connections ask at once:
+    /// `or_insert_with` makes racing calls for one key one insert, and only its caller
+    /// sees a fresh entry (`or_insert` looks, then inserts, so two racing tabs could
+    /// both pass).
+    pub fn admit(&self, room_id: &str, user_id: &str) -> bool {
+        self.recent.entry((room_id.to_owned(), user_id.to_owned())).or_insert_with(|| ()).is_fresh()
+    }
+}
 
 /// A refusal to answer with, and whether it counts as a strike against the connection.
 type Answer = Option<(Refusal, bool)>;
 
-/// Per-connection state of the actions.
-#[derive(Default)]
-pub(super) struct Actions {
-    last_typing: Option<Instant>,
+/// Handles one text frame of a member.
+pub(super) async fn handle(text: &str, tx: &mpsc::Sender<Message>, ctl: &Ctl, state: &AppState, conn: &Conn) -> Answer {
+    match protocol::parse_client_frame(text, &conn.room_id, &conn.user_id) {
+        Err(refusal) => Some((refusal, true)),
+        Ok(ClientFrame::Send(send)) => {
+            if let Some(thread_id) = &send.thread_id
+                && let Some(refusal) = check_thread(state, conn, thread_id, &send.client_msg_id).await
+            {
+                return Some(refusal);
+            }
+            let author_rating_half = match &conn.album_id {
+                Some(album) => state.ratings.of_user(album, &conn.user_id).await,
+                None => None,
+            };
+            let msg = NewMessage {
+                room_id: &conn.room_id,
+                user_id: &conn.user_id,
+                username: &conn.username,
+                client_msg_id: send.client_msg_id.as_deref(),
+                body: &send.message,
+                moderator: conn.moderator,
+                author_rating_half,
+                thread_id: send.thread_id.as_deref(),
+                ..NewMessage::default()
+            };
+            let appended = store::append(&state.db, &state.writes, msg).await;
+            answer(appended, send.client_msg_id, tx, ctl, state, conn).await
+        }
+        Ok(ClientFrame::Edit { message_id, message, client_msg_id }) => {
+            edit(&message_id, &message, client_msg_id, tx, ctl, state, conn).await
+        }
+        Ok(ClientFrame::Typing) => {
+            typing(state, conn).await;
+            None
+        }
+    }
 }
 
-impl Actions {
-    /// Handles one text frame.
-    pub(super) async fn handle(
-        &mut self,
-        text: &str,
-        tx: &mpsc::Sender<Message>,
-        ctl: &Ctl,
-        state: &AppState,
-        conn: &Conn,
-    ) -> Answer {
-        match protocol::parse_client_frame(text, &conn.room_id, &conn.user_id) {
-            Err(refusal) => Some((refusal, true)),
-            Ok(ClientFrame::Send(send)) => {
-                if let Some(thread_id) = &send.thread_id
-                    && let Some(refusal) = check_thread(state, conn, thread_id, &send.client_msg_id).await
-                {
-                    return Some(refusal);
-                }
-                let author_rating_half = match &conn.album_id {
-                    Some(album) => state.ratings.of_user(album, &conn.user_id).await,
-                    None => None,
-                };
-                let msg = NewMessage {
-                    room_id: &conn.room_id,
-                    user_id: &conn.user_id,
-                    username: &conn.username,
-                    client_msg_id: send.client_msg_id.as_deref(),
-                    body: &send.message,
-                    moderator: conn.moderator,
-                    author_rating_half,
-                    thread_id: send.thread_id.as_deref(),
-                    ..NewMessage::default()
-                };
-                let appended = store::append(&state.db, &state.writes, msg).await;
-                answer(appended, send.client_msg_id, tx, ctl, state, conn).await
-            }
-            Ok(ClientFrame::Edit { message_id, message, client_msg_id }) => {
-                edit(&message_id, &message, client_msg_id, tx, ctl, state, conn).await
-            }
-            Ok(ClientFrame::Typing) => {
-                self.typing(state, conn).await;
-                None
-            }
-        }
+/// Passes the member's typing on to the room, unless [`TypingThrottle`] says it just was.
+async fn typing(state: &AppState, conn: &Conn) {
+    if !state.typing.admit(&conn.room_id, &conn.user_id) {
+        return;
     }
-
-    async fn typing(&mut self, state: &AppState, conn: &Conn) {
-        let now = Instant::now();
-        if self.last_typing.is_some_and(|t| now.duration_since(t) < TYPING_EVERY) {
-            return;
-        }
-        self.last_typing = Some(now);
-        let frame = ServerFrame::Typing {
-            room_id: conn.room_id.clone(),
-            user_id: conn.user_id.clone(),
-            username: conn.username.clone(),
-        };
-        let event = Event::Typing { user_id: Arc::from(conn.user_id.as_str()), frame: frame.to_text() };
-        state.fanout.publish(&conn.room_id, event).await;
-    }
+    let frame = ServerFrame::Typing {
+        room_id: conn.room_id.clone(),
+        user_id: conn.user_id.clone(),
+        username: conn.username.clone(),
+    };
+    let event = Event::Typing { user_id: Arc::from(conn.user_id.as_str()), frame: frame.to_text() };
+    state.fanout.publish(&conn.room_id, event).await;
 }
 
 /// A reply's thread must be a line of this room that quotes a review; the refusal otherwise.

@@ -44,7 +44,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::actions::Actions;
+use super::actions;
 use super::hub::Event;
 use super::protocol::{Refusal, ServerFrame, UserRef};
 use crate::rooms::store;
@@ -275,7 +275,6 @@ async fn read_frames(
     // No rate configured (0) means no limit; strikes always have one.
     let rate = liner_shared::rate::direct(state.chat.rate_per_sec, state.chat.rate_burst);
     let strikes = liner_shared::rate::direct(STRIKES_FORGIVEN_PER_SEC, MAX_STRIKES);
-    let mut actions = Actions::default();
     loop {
         let next = tokio::select! {
             _ = ctl.token.cancelled() => return,
@@ -295,7 +294,7 @@ async fn read_frames(
             Message::Text(_) | Message::Binary(_) if rate.as_ref().is_some_and(|r| r.check().is_err()) => {
                 Some((Refusal::new("rate_limited", "too many messages; slow down", None), true))
             }
-            Message::Text(text) => actions.handle(text.as_str(), &tx, ctl, state, conn).await,
+            Message::Text(text) => actions::handle(text.as_str(), &tx, ctl, state, conn).await,
             Message::Binary(_) => {
                 Some((Refusal::new("bad_frame", "binary frames are not supported; send JSON text frames", None), true))
             }
