@@ -28,6 +28,7 @@ pub struct OpenThread {
 /// Discuss a review in its album's room: stores a chat line quoting the review (its
 /// `review`, and the first 280 characters of its text as `message`) that replies name as
 /// their `threadId`. Opening the same review's thread again answers the first line (200).
+/// 429 in slow mode or after too many writes; 503 while the review service cannot be asked.
 #[utoipa::path(post, path = "/rooms/{roomId}/threads", tag = "rooms", request_body = OpenThread,
     params(("roomId" = String, Path)), security(("bearer" = [])),
     responses((status = 201, description = "the thread's opening line", body = MessageView),
@@ -36,9 +37,7 @@ pub struct OpenThread {
         (status = 403, description = "muted in this room", body = crate::openapi::ErrorBody),
         (status = 404, description = "no such room or review", body = crate::openapi::ErrorBody),
         (status = 410, body = crate::openapi::ErrorBody),
-        (status = 422, description = "not an album room, or a review of another album", body = crate::openapi::ErrorBody),
-        (status = 429, description = "slow mode, or too many writes", body = crate::openapi::ErrorBody),
-        (status = 503, description = "the review service cannot be asked", body = crate::openapi::ErrorBody)))]
+        (status = 422, description = "not an album room, or a review of another album", body = crate::openapi::ErrorBody)))]
 pub async fn open(
     State(state): State<AppState>,
     user: Caller,
