@@ -16,10 +16,12 @@
 //! member sees them in order and `since` replays them. Counting costs one indexed point
 //! read, not a scan: seq is dense, so "N rows within the window" is "the row N − 1 seqs
 //! back was sent within the window". Rows count whatever their kind (events are rare).
-//! The check runs after a chat line is stored and acknowledged, outside the room's
-//! append transaction, so it never lengthens the room's write lock; every replica may
-//! check, and the switch is a conditional update in the append transaction
-//! (`Effect::AutoSlowModeOn`/`Off`), so racing replicas store one event, not two.
+//! The check runs on every (threshold ÷ 64)th seq — every 15th line by default — so the
+//! switch comes at most that many lines late, for a 64th of the reads. It runs after a
+//! chat line is stored and acknowledged, outside the room's append transaction, so it
+//! never lengthens the room's write lock; every replica may check, and the switch is a
+//! conditional update in the append transaction (`Effect::AutoSlowModeOn`/`Off`), so
+//! racing replicas store one event, not two.
 //! The calm check is a loop on every replica over the (few) rooms the rule slowed.
 
 use std::time::Duration;
@@ -40,6 +42,8 @@ pub const RULE_USER_ID: &str = "liner";
 pub const RULE_USERNAME: &str = "Liner";
 /// `target_id` of a `slowmode` event the rule stored.
 pub const AUTOMATIC: &str = "automatic";
+/// How many times per threshold's worth of seqs the switch-on check runs.
+const CHECKS_PER_THRESHOLD: u32 = 64;
 
 const DEFAULT_MESSAGES: u32 = 1000;
 const DEFAULT_WINDOW_SECS: u64 = 10;
@@ -103,6 +107,11 @@ impl AdaptiveSettings {
 pub async fn after_message(state: &AppState, message: &StoredMessage, slow_mode_secs: i64) {
     let rule = &state.chat.adaptive;
     if rule.messages == 0 || slow_mode_secs > 0 || message.kind != EventKind::Message {
+        return;
+    }
+    // A check on every 1/64th of the threshold's seqs is enough (see the module doc).
+    let every = i64::from((rule.messages / CHECKS_PER_THRESHOLD).max(1));
+    if message.seq % every != 0 {
         return;
     }
     let now = now_millis();
