@@ -16,11 +16,12 @@
 //!   `clientMsgId`, and every member ends with every message exactly once, in order;
 //! - the killed instances leave the rotation (the gateway's active check) and then the
 //!   gateway's pool (their 10 s discovery lease expires) within the bounds below;
-//! - both killed replicas are restarted on their old port (a new one only if the port
-//!   was taken meanwhile; printed), rejoin the pool and receive traffic, proven by the
-//!   request counters on the restarted replicas' own `/metrics`.
+//! - both killed replicas are restarted (new processes on new port-0 listeners, as new
+//!   pods would be), rejoin the pool under their new addresses and receive traffic,
+//!   proven by the request counters on the restarted replicas' own `/metrics`.
 //!
-//! Then the registry is SIGKILLed and restarted on the same port: routing never stops
+//! Then the registry is SIGKILLed and restarted on the same port (the one it bound
+//! itself, which every replica and the gateway were given): routing never stops
 //! (no request fails while it is down or rebuilding), the gateway keeps its last known
 //! set (never fewer than 2 + 2 instances), the registry relearns all four instances
 //! from their next heartbeats, and once it calls itself complete the gateway's pool is
@@ -34,16 +35,20 @@
 //! The gateway's pool is observed from outside through its admin `/metrics`
 //! (`gateway_upstream_instances`, `gateway_upstream_ready`,
 //! `gateway_upstream_breaker_state`, `gateway_upstream_requests_total`), the registry
-//! through its gRPC `List`. Every child's stdout/stderr goes to a file in a temp dir;
-//! on failure the tail of each is printed.
+//! through its gRPC `List`. The processes are started by `common/procs.rs`: each on port
+//! 0, its address read from its own log line; every child's stdout/stderr goes to a file
+//! in a temp dir, and on failure the tail of each is printed.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[path = "common/cluster.rs"]
 mod harness;
+#[path = "common/procs.rs"]
+mod procs;
 
 use harness::*;
+use procs::*;
 
 // Stated bounds. They are generous on purpose: CI machines are shared and slow, and the
 // test runs debug builds of five processes plus PostgreSQL on maybe two cores. What is
@@ -192,8 +197,9 @@ async fn cluster_survives_replica_kills_and_a_registry_restart() {
     let acked_before = ctl.acked.load(Ordering::Relaxed);
     let registry_killed_at = Instant::now();
     discovery.kill9();
-    discovery = spawn(&logs, "discovery-restarted", &discovery_addr, &discovery_args);
-    assert!(ready(&http, &mut discovery).await, "the registry restarts on its port {discovery_addr}");
+    // Back where every replica and the gateway look for it: its own old port.
+    discovery = spawn_on(&logs, "discovery-restarted", &discovery_addr, &discovery_args).listening().await;
+    ready(&http, &discovery).await;
     let registry_back = registry_killed_at.elapsed();
     let mut min_pool = (u64::MAX, u64::MAX);
     let mut rebuilt = None;

@@ -2,36 +2,35 @@
 //! Runs the real `liner up` binary as a child process, kills it, starts it again.
 
 mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "common/procs.rs"]
+mod procs;
 
 use common::Backend;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use procs::{Logs, Proc, liner, spawn_command};
 use serde_json::{Value, json};
 
 liner_shared::on_both_backends!(acknowledged_review_survives_sigkill);
 
-/// Starts `liner up` on a free port; returns the child and the gateway base URL.
-fn start(data_dir: &std::path::Path, db: &Option<String>) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liner"));
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+/// Starts `liner up` on port 0 (`common/procs.rs`) and waits until it says it is up;
+/// returns it and the review API's base URL through its gateway.
+async fn start(logs: &Logs, name: &str, data_dir: &std::path::Path, db: &Option<String>) -> (Proc, String) {
+    let mut cmd = liner(&["up", "--listen", "127.0.0.1:0", "--data-dir"]);
+    cmd.arg(data_dir);
     if let Some(url) = db {
         cmd.env("LINER_REVIEW_DATABASE_URL", url);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn liner");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read banner");
-    let site = line.trim().strip_prefix("Liner is up: ").expect("banner").trim_end_matches('/');
-    (child, format!("{site}/api/users-reviews"))
+    let mut up = spawn_command(logs, name, cmd, "gateway").listening().await;
+    // Every service registered and routed to: what `liner up` logs before its banner.
+    up.logged(&["liner is up"], procs::START_BOUND).await;
+    let base = format!("{}/api/users-reviews", up.url());
+    (up, base)
 }
 
 async fn acknowledged_review_survives_sigkill(backend: Backend) {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let db = common::fresh_database(backend).await.map(|u| u.as_str().to_owned());
-    let (child, base) = start(data_dir.path(), &db);
+    let logs = Logs::new();
+    let (mut up, base) = start(&logs, "up", data_dir.path(), &db).await;
     let http = reqwest::Client::new();
     let post = |url: String, body: Value, token: Option<String>| {
         let mut req = http.post(url).json(&body);
@@ -61,11 +60,9 @@ async fn acknowledged_review_survives_sigkill(backend: Backend) {
         acked.push(r.json::<Value>().await.expect("json"));
     }
 
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
-    let mut child = child;
-    child.wait().expect("reaped");
+    up.kill9();
 
-    let (mut child, base) = start(data_dir.path(), &db);
+    let (_up, base) = start(&logs, "up-restarted", data_dir.path(), &db).await;
     for review in &acked {
         let r = http.get(format!("{base}/reviews/{}", review["id"].as_str().expect("id"))).send().await.expect("sent");
         assert_eq!(r.status().as_u16(), 200);
@@ -74,6 +71,4 @@ async fn acknowledged_review_survives_sigkill(backend: Backend) {
     // The signing key survived too: the old token still works.
     let r = post(format!("{base}/reviews"), json!({"albumId": "after-restart", "rating": 1.0}), Some(token)).await;
     assert_eq!(r.status().as_u16(), 201);
-    let _ = child.kill();
-    let _ = child.wait();
 }

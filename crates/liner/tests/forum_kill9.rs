@@ -4,14 +4,20 @@
 //! history (the survivor notices messages its dead peer stored but never published by
 //! comparing the database's last seq with what it delivered), and the dead replica's
 //! members drop out of the `online` count when its presence entries expire.
+//!
+//! The forums are `common/procs.rs` processes: on port 0, their addresses read from
+//! their own logs, their logs' tails printed if the test fails.
+
+#[path = "common/procs.rs"]
+mod procs;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use procs::{Logs, Proc, ready, start};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -24,48 +30,28 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const FRAME_WAIT: Duration = Duration::from_secs(30);
 const PER_SENDER: usize = 300;
 
-/// A child process that is killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-async fn spawn_forum(db: &str, review: &str, data_dir: &std::path::Path) -> (Proc, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_liner"))
-        .arg("forum")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", db])
-        .args(["--redis-url", &liner_shared::testkit::redis_url()])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--jwks-url", &format!("{review}/api/users-reviews/.well-known/jwks.json")])
-        .args(["--review-url", review])
-        .args(["--rate-per-sec", "100000", "--rate-burst", "100000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn liner forum");
-    let proc = Proc(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(res) = reqwest::get(format!("{base}/readyz")).await
-            && res.status().is_success()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "liner forum did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A `liner forum` on `db` and the shared Redis, ready; returns it and its base URL.
+async fn spawn_forum(logs: &Logs, name: &str, db: &str, review: &str, data_dir: &std::path::Path) -> (Proc, String) {
+    let args = [
+        "forum",
+        "--database-url",
+        db,
+        "--redis-url",
+        &liner_shared::testkit::redis_url(),
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+        "--jwks-url",
+        &format!("{review}/api/users-reviews/.well-known/jwks.json"),
+        "--review-url",
+        review,
+        "--rate-per-sec",
+        "100000",
+        "--rate-burst",
+        "100000",
+    ];
+    let proc = start(logs, name, &args.map(str::to_owned)).await;
+    ready(&reqwest::Client::new(), &proc).await;
+    let base = proc.url();
     (proc, base)
 }
 
@@ -163,10 +149,11 @@ async fn forum_replica_killed_mid_burst_loses_nothing() {
     tokio::spawn(review.run_until(stop.clone()));
 
     let db = liner_shared::testkit::fresh_pg_database().await;
+    let logs = Logs::new();
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir_b = tempfile::tempdir().expect("tempdir");
-    let (mut proc_a, a) = spawn_forum(&db, &review_base, dir_a.path()).await;
-    let (_proc_b, b) = spawn_forum(&db, &review_base, dir_b.path()).await;
+    let (mut proc_a, a) = spawn_forum(&logs, "forum-a", &db, &review_base, dir_a.path()).await;
+    let (_proc_b, b) = spawn_forum(&logs, "forum-b", &db, &review_base, dir_b.path()).await;
 
     let mut users = Vec::new();
     for i in 0..5 {
@@ -197,8 +184,7 @@ async fn forum_replica_killed_mid_burst_loses_nothing() {
         assert!(Instant::now() < deadline, "burst on A did not progress");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    proc_a.0.kill().expect("kill -9");
-    let _ = proc_a.0.wait();
+    proc_a.kill9();
 
     let mut acked: HashMap<String, i64> = HashMap::new();
     for s in senders {

@@ -5,23 +5,25 @@
 //! registered as `https://`; a plain request to an internal listener gets no answer;
 //! a process that trusts another CA reaches no one (not the registry, not an instance).
 //!
-//! Every child binds port 0 and says where in its log (`listening … addr=`), so no port
-//! is picked, dropped and raced for.
+//! Every child is started by `common/procs.rs`: it binds port 0 and says where in its
+//! log (`listening … addr=`), so no port is picked, dropped and raced for.
 
 #[path = "common/cluster.rs"]
 mod cluster;
+#[path = "common/procs.rs"]
+mod procs;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cluster::{DISCOVERY_TOKEN, Logs, User, expect_status, user, wait_joined, wait_until, ws_connect};
+use cluster::{User, expect_status, user, wait_joined, ws_connect};
 use futures_util::{SinkExt, StreamExt};
 use liner_discovery::client::{Credential, watch_service};
 use liner_shared::throwaway::TestCa;
 use liner_shared::tls::{ClientTls, PeerClient};
+use procs::{DISCOVERY_TOKEN, Logs, Proc, start, wait_until};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -62,69 +64,6 @@ impl Pki {
     }
 }
 
-/// One `liner` child on port 0; its log lines are kept (and written to `logs`), and it
-/// is SIGKILLed when dropped.
-struct Child {
-    child: std::process::Child,
-    addr: String,
-    lines: watch::Receiver<Vec<String>>,
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Child {
-    /// Waits for a log line holding every one of `needles`.
-    async fn logged(&mut self, needles: &[&str], bound: Duration) -> String {
-        let found = |lines: &Vec<String>| lines.iter().find(|l| needles.iter().all(|n| l.contains(n))).cloned();
-        let waited = tokio::time::timeout(bound, self.lines.wait_for(|lines| found(lines).is_some())).await;
-        let lines = waited.unwrap_or_else(|_| panic!("no log line with {needles:?} within {bound:?}"));
-        found(&lines.expect("the log is read")).expect("found")
-    }
-}
-
-async fn start(logs: &Logs, name: &str, args: &[String]) -> Child {
-    let path: PathBuf = logs.dir.path().join(format!("{name}.log"));
-    logs.files.lock().unwrap_or_else(|p| p.into_inner()).push((name.to_owned(), path.clone()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liner"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("LINER_") || key == "DATABASE_URL" || key == "REDIS_URL" || key == "RUST_LOG" {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    let mut child = cmd
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("LINER_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env("LINER_DISCOVERY_TOKEN", DISCOVERY_TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn liner");
-    let (tell, lines) = watch::channel(Vec::new());
-    let stderr = child.stderr.take().expect("stderr piped");
-    std::thread::spawn(move || {
-        use std::io::{BufRead, Write};
-        let mut file = std::fs::File::create(path).expect("log file");
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(file, "{line}");
-            tell.send_modify(|lines| lines.push(line));
-        }
-    });
-    let mut child = Child { child, addr: String::new(), lines };
-    let service = format!("service={}", args[0]);
-    let line = child.logged(&["listening", &service, "addr="], Duration::from_secs(60)).await;
-    child.addr = line.split("addr=").nth(1).expect("addr").trim().to_owned();
-    child
-}
-
 /// The instances of `service` the registry lists, asked over TLS trusting `tls`.
 async fn registered(registry: &str, tls: &ClientTls, service: &str) -> Vec<String> {
     let credential = Credential::new(Some(DISCOVERY_TOKEN)).expect("credential");
@@ -143,11 +82,11 @@ struct Cluster {
     pki: Pki,
     logs: Logs,
     registry: String,
-    discovery: Child,
-    review: Child,
-    forum: Child,
-    catalog: Child,
-    gateway: Child,
+    discovery: Proc,
+    review: Proc,
+    forum: Proc,
+    catalog: Proc,
+    gateway: Proc,
 }
 
 impl Cluster {

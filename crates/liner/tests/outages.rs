@@ -40,8 +40,11 @@ use serde_json::{Value, json};
 
 #[path = "common/cluster.rs"]
 mod harness;
+#[path = "common/procs.rs"]
+mod procs;
 
 use harness::*;
+use procs::*;
 
 /// How long Redis is away: the scenario itself.
 const REDIS_OUTAGE: Duration = Duration::from_secs(10);

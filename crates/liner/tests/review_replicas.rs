@@ -1,11 +1,13 @@
 //! Two review replicas sharing PostgreSQL, Redis and a signing key behave as one service.
 
 mod common;
+#[path = "common/procs.rs"]
+mod procs;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::json_of;
+use procs::{Logs, start};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -74,31 +76,16 @@ async fn replicas_share_users_tokens_and_login_lockout() {
     stop.cancel();
 }
 
-#[test]
-fn sigterm_drains_and_exits_cleanly() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_cleanly() {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_liner"))
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut banner = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut banner)
-        .expect("banner");
-    assert!(banner.starts_with("Liner is up"), "{banner}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .expect("term");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "graceful shutdown exits 0, got {status}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let logs = Logs::new();
+    let args = ["up", "--data-dir", data_dir.path().to_str().expect("utf-8 path")].map(str::to_owned);
+    let mut up = start(&logs, "up", &args).await;
+    up.logged(&["liner is up"], procs::START_BOUND).await;
+    up.sigterm();
+    let status = up.exit_status(Duration::from_secs(20)).await;
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
 /// Album pages and profiles come from the cache — a cold page is loaded once however

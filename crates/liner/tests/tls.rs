@@ -5,8 +5,11 @@
 //!
 //! The forum's fan-out over `rediss://` is tested in `liner-forum/tests/tls.rs`.
 
+#[path = "common/procs.rs"]
+mod procs;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use liner_shared::throwaway::{PostgresOptions, RedisOptions, TestCa, ThrowawayPostgres, ThrowawayRedis};
@@ -105,14 +108,8 @@ async fn review_replicas_serve_over_verify_full_postgres_and_share_lockout_over_
 
 /// `liner <args…>` configured by its arguments only, logging nothing but its error.
 fn liner(args: &[&str], data_dir: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liner"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("LINER_") || key == "DATABASE_URL" || key == "REDIS_URL" {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    cmd.env("LINER_LOG", "off").env("LINER_DATA_DIR", data_dir).args(args).stdin(Stdio::null());
+    let mut cmd = procs::liner(args);
+    cmd.env("LINER_LOG", "off").env("LINER_DATA_DIR", data_dir);
     let started = Instant::now();
     let out = cmd.output().expect("liner runs");
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}: a hang, not a refusal", started.elapsed());

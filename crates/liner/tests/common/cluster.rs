@@ -1,23 +1,20 @@
-//! The cluster harness of `cluster.rs` and `outages.rs`: the real `liner` binary
-//! started as separate processes (discovery, gateway with `--admin-listen`, two review
-//! and two forum replicas), observed from outside (the gateway's admin `/metrics`, the
-//! registry's gRPC `List`, each replica's own `/metrics`), and a steady, bounded load
-//! through the gateway: 4 HTTP clients writing reviews and reading them back, one
-//! client reading a chat room's history, 6 WebSocket members chatting in that room
-//! (about 130 requests/s in all). Members that lose their connection reconnect through
-//! the gateway with `since=<last seq>` and resend their unacked messages with the same
-//! `clientMsgId`.
+//! The cluster harness of `cluster.rs` and `outages.rs`: the real `liner` binary started
+//! as separate processes (discovery, gateway with `--admin-listen`, two review and two
+//! forum replicas), observed from outside (the gateway's admin `/metrics`, the registry's
+//! gRPC `List`, each replica's own `/metrics`), and a steady, bounded load through the
+//! gateway: 4 HTTP clients writing reviews and reading them back, one client reading a
+//! chat room's history, 6 WebSocket members chatting in that room (about 130 requests/s
+//! in all). Members that lose their connection reconnect through the gateway with
+//! `since=<last seq>` and resend their unacked messages with the same `clientMsgId`.
 //!
-//! Every child's stdout/stderr goes to a file in a temp dir; on failure the tail of
-//! each is printed. Not part of `common/mod.rs` (the in-process tests' support): only
-//! the two cluster tests include it, with `#[path]`, so the other test binaries do not
-//! compile it.
+//! The processes are `common/procs.rs`'s: each on port 0, its address read from its own
+//! log line, its log in a temp dir whose tails are printed on failure. Not part of
+//! `common/mod.rs` (the in-process tests' support): the tests that use it include it and
+//! `common/procs.rs` (as `procs`, which this module uses) with `#[path]`, so the other
+//! test binaries do not compile it.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +25,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::procs::{Backoff, DISCOVERY_TOKEN, Logs, Proc, ready, spawn, start, wait_until};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -52,194 +51,11 @@ pub const PASSWORD: &str = "correct horse battery";
 // ---------------------------------------------------------------------------------------
 // Processes
 
-/// The temp dir with every child's log; prints their tails when the test fails.
-pub struct Logs {
-    pub dir: tempfile::TempDir,
-    pub files: Mutex<Vec<(String, PathBuf)>>,
-}
-
-impl Logs {
-    pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir"), files: Mutex::new(Vec::new()) }
-    }
-}
-
-impl Drop for Logs {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        for (name, path) in self.files.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            eprintln!("----- {name}: last {} lines of {} -----", tail.len(), path.display());
-            for line in tail {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
-
-/// How far a child got: told by its own log (the `listening … addr=` line), not guessed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
-    Starting,
-    Listening,
-    /// Its log ended before it listened (e.g. its port was taken).
-    Exited,
-}
-
-impl Started {
-    /// Moves on from `Starting` (only from there); true if it did.
-    fn leave_starting(&mut self, to: Started) -> bool {
-        let moved = *self == Started::Starting;
-        if moved {
-            *self = to;
-        }
-        moved
-    }
-}
-
-/// One `liner` child process; SIGKILLed when dropped, however the test ends.
-pub struct Proc {
-    pub name: String,
-    pub addr: String,
-    pub child: Option<Child>,
-    started: tokio::sync::watch::Receiver<Started>,
-}
-
-impl Proc {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, as a rollout stops a pod.
-    pub fn sigterm(&self) {
-        let child = self.child.as_ref().expect("running");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    }
-
-    /// Waits for the child to exit (within `bound`, else SIGKILL and fail).
-    pub async fn exit_status(&mut self, bound: Duration) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        match tokio::time::timeout(bound, tokio::task::spawn_blocking(move || child.wait())).await {
-            Ok(waited) => waited.expect("wait task").expect("wait"),
-            Err(_) => {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                panic!("{} did not exit within {bound:?}", self.name)
-            }
-        }
-    }
-
-    /// Waits until the child says it listens on its address: true, or false when its log
-    /// ended first (it exited). Fails after `bound`.
-    pub async fn listening(&mut self, bound: Duration) -> bool {
-        let got = tokio::time::timeout(bound, self.started.wait_for(|s| *s != Started::Starting)).await;
-        let got = got.unwrap_or_else(|_| panic!("{} neither listened nor exited within {bound:?}", self.name));
-        got.is_ok_and(|s| *s == Started::Listening)
-    }
-
-    pub fn exited(&mut self) -> bool {
-        match &mut self.child {
-            Some(child) => !matches!(child.try_wait(), Ok(None)),
-            None => true,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// The registry's shared secret for this cluster.
-pub const DISCOVERY_TOKEN: &str = "cluster-test-discovery-secret";
-
-pub fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").to_string()
-}
-
-/// Starts `liner <args…> --listen <addr>` with its output in `<name>.log`.
-pub fn spawn(logs: &Logs, name: &str, addr: &str, args: &[String]) -> Proc {
-    let path = logs.dir.path().join(format!("{name}.log"));
-    let file = File::create(&path).expect("log file");
-    logs.files.lock().unwrap_or_else(|p| p.into_inner()).push((name.to_owned(), path));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liner"));
-    // Only the flags given here configure the child.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("LINER_") || key == "DATABASE_URL" || key == "REDIS_URL" || key == "RUST_LOG" {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    let mut child = cmd
-        .args(args)
-        .args(["--listen", addr])
-        .env("LINER_LOG", "info")
-        .env("NO_COLOR", "1")
-        // Every child shares the registry's secret, as a deployment's secret would give it.
-        .env("LINER_DISCOVERY_TOKEN", DISCOVERY_TOKEN)
-        // Redis keeps sign-up counts across runs: the cluster's users all come from loopback.
-        .env("LINER_REGISTRATIONS_PER_ADDRESS", "0")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log file"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn liner");
-    // The log (stderr) goes to the file through this thread, which also tells when the
-    // child listens on its address.
-    let (tell, started) = tokio::sync::watch::channel(Started::Starting);
-    let (stderr, needle) = (child.stderr.take().expect("stderr piped"), format!("addr={addr}"));
-    std::thread::spawn(move || {
-        use std::io::{BufRead, Write};
-        let mut file = file;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(file, "{line}");
-            if line.contains("listening") && line.contains(&needle) {
-                tell.send_if_modified(|s| s.leave_starting(Started::Listening));
-            }
-        }
-        tell.send_if_modified(|s| s.leave_starting(Started::Exited));
-    });
-    Proc { name: name.to_owned(), addr: addr.to_owned(), child: Some(child), started }
-}
-
-/// Waits for `/readyz`; false when the process exited first (e.g. its port was taken).
-pub async fn ready(http: &reqwest::Client, proc: &mut Proc) -> bool {
-    if !proc.listening(Duration::from_secs(60)).await {
-        return false;
-    }
-    // Listening means migrated and bound; readiness asks the dependencies once more.
-    let url = format!("{}/readyz", proc.url());
-    wait_until(&format!("{} ready", proc.name), Duration::from_secs(60), || async {
-        http.get(&url).send().await.is_ok_and(|r| r.status().is_success())
-    })
-    .await;
-    true
-}
-
-/// Restarts a killed replica on its old address, or on a new one if that is taken.
+/// Restarts a stopped replica: a new process on a new port-0 listener (the registry and
+/// the gateway learn its new address as they would a new pod's).
 pub async fn restart(http: &reqwest::Client, logs: &Logs, old: &Proc, args: &[String]) -> Proc {
-    let mut proc = spawn(logs, &format!("{}-restarted", old.name), &old.addr, args);
-    if ready(http, &mut proc).await {
-        return proc;
-    }
-    let addr = free_addr();
-    eprintln!("{}: port {} was taken; restarted on {addr}", old.name, old.addr);
-    let mut proc = spawn(logs, &format!("{}-restarted-new-port", old.name), &addr, args);
-    assert!(ready(http, &mut proc).await, "{} did not restart", old.name);
+    let proc = start(logs, &format!("{}-restarted", old.name), args).await;
+    ready(http, &proc).await;
     proc
 }
 
@@ -740,42 +556,6 @@ pub async fn history(http: &reqwest::Client, gw: &str, room: &str) -> Vec<Value>
     all
 }
 
-/// The gap between attempts at something that cannot notify (the gateway's `/metrics`,
-/// the registry's `List`, `/readyz`, a reconnect through the gateway): 2 ms at first,
-/// doubling up to a cap, so a condition that holds soon is seen at once and one that
-/// takes seconds is not asked hundreds of times.
-struct Backoff {
-    next: Duration,
-    cap: Duration,
-}
-
-impl Backoff {
-    fn up_to(cap: Duration) -> Self {
-        Self { next: Duration::from_millis(2), cap }
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(self.cap);
-    }
-}
-
-/// Asks `check` until it holds (with a [`Backoff`] up to 100 ms between asks); fails
-/// after `bound`.
-pub async fn wait_until<F, Fut>(what: &str, bound: Duration, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    let mut backoff = Backoff::up_to(Duration::from_millis(100));
-    while !check().await {
-        assert!(started.elapsed() < bound, "{what}: not within {bound:?}");
-        backoff.wait().await;
-    }
-    started.elapsed()
-}
-
 pub fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
@@ -825,14 +605,12 @@ impl Cluster {
         std::fs::create_dir_all(&key_dir).expect("key dir");
         let forum_dir = logs.dir.path().join("forum-data");
         std::fs::create_dir_all(&forum_dir).expect("forum dir");
-        let discovery_addr = free_addr();
-        let discovery_url = format!("http://{discovery_addr}");
-        let gw_addr = free_addr();
-        let gw_admin_addr = free_addr();
-
         let discovery_args = strings(&["discovery"]);
-        let mut discovery = spawn(&logs, "discovery", &discovery_addr, &discovery_args);
-        assert!(ready(&http, &mut discovery).await, "discovery started");
+        let discovery = start(&logs, "discovery", &discovery_args).await;
+        ready(&http, &discovery).await;
+        let discovery_addr = discovery.addr.clone();
+        let discovery_url = discovery.url();
+
         let replica_args = |service: &str, db: &str, dir: &std::path::Path| {
             strings(&[
                 service,
@@ -855,13 +633,12 @@ impl Cluster {
         // On PostgreSQL no replica generates a key: both are given one, as a secret would.
         liner_review::keys::Signer::load_or_generate(&key_dir.join("review-jwt-ed25519.pem"), 60)
             .expect("a signing key");
-        let mut reviews = vec![
-            spawn(&logs, "review-1", &free_addr(), &review_args),
-            spawn(&logs, "review-2", &free_addr(), &review_args),
-        ];
-        let mut forums = vec![
-            spawn(&logs, "forum-1", &free_addr(), &forum_args),
-            spawn(&logs, "forum-2", &free_addr(), &forum_args),
+        // All four start together; each is then waited for.
+        let starting = [
+            spawn(&logs, "review-1", &review_args),
+            spawn(&logs, "review-2", &review_args),
+            spawn(&logs, "forum-1", &forum_args),
+            spawn(&logs, "forum-2", &forum_args),
         ];
         let mut gateway_args = strings(&[
             "gateway",
@@ -874,15 +651,22 @@ impl Cluster {
             "--rate-limit-user",
             "0",
             "--admin-listen",
-            &gw_admin_addr,
+            "127.0.0.1:0",
         ]);
         gateway_args.extend(strings(gateway_extra));
-        let mut gateway = spawn(&logs, "gateway", &gw_addr, &gateway_args);
-        for p in reviews.iter_mut().chain(forums.iter_mut()) {
-            assert!(ready(&http, p).await, "{} started", p.name);
+        let gateway = spawn(&logs, "gateway", &gateway_args);
+        let mut replicas = Vec::new();
+        for p in starting {
+            let p = p.listening().await;
+            ready(&http, &p).await;
+            replicas.push(p);
         }
-        let gw = format!("http://{gw_addr}");
-        assert!(gateway.listening(Duration::from_secs(60)).await, "gateway did not start");
+        let forums = replicas.split_off(2);
+        let reviews = replicas;
+        let mut gateway = gateway.listening().await;
+        let gw_addr = gateway.addr.clone();
+        let gw = gateway.url();
+        let gw_admin = format!("http://{}", gateway.listener("gateway admin").await);
         let cluster = Self {
             http,
             discovery,
@@ -896,7 +680,7 @@ impl Cluster {
             gateway,
             gw,
             gw_addr,
-            gw_admin: format!("http://{gw_admin_addr}"),
+            gw_admin,
             logs,
         };
         let all_addrs: Vec<String> = cluster.replicas().map(|p| p.addr.clone()).collect();
