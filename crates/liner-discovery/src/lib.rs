@@ -121,12 +121,28 @@ impl Running {
 
 /// Binds the listener; nothing is served until [`Running::run_until`].
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    build_with(settings, None).await
+}
+
+/// [`build`] on a listener the caller already holds, in place of binding
+/// `settings.listen`: for a test that keeps the registry's port bound while no registry
+/// answers on it yet (the registrar's retries in `tests/registry.rs`), so the port is
+/// never let go and bound again.
+pub async fn build_on(settings: Settings, listener: tokio::net::TcpListener) -> anyhow::Result<Running> {
+    build_with(settings, Some(listener)).await
+}
+
+async fn build_with(settings: Settings, listener: Option<tokio::net::TcpListener>) -> anyhow::Result<Running> {
     let token = settings.token.resolve()?;
     if token.is_none() {
         tracing::warn!("discovery runs without a token: any process that reaches it can register");
     }
     let access = Access::new(token.as_deref(), settings.open_reads);
     let registry = Arc::new(Registry::new(Duration::from_secs(settings.default_ttl_secs)));
-    let bound = Bound::bind_tls(settings.listen, "discovery", settings.tls.server()?).await?;
+    let tls = settings.tls.server()?;
+    let bound = match listener {
+        Some(listener) => Bound::from_listener(listener, "discovery", tls)?,
+        None => Bound::bind_tls(settings.listen, "discovery", tls).await?,
+    };
     Ok(Running { bound, registry, access })
 }

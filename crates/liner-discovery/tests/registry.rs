@@ -30,6 +30,15 @@ impl Registry {
         Self::start_with(settings).await
     }
 
+    /// A registry serving on `listener`, which the test has held (and accepted on) so far.
+    async fn start_on(listener: tokio::net::TcpListener, ttl_secs: u64) -> Self {
+        let addr = listener.local_addr().expect("addr");
+        let mut settings = liner_discovery::Settings::new(addr);
+        settings.default_ttl_secs = ttl_secs;
+        let running = liner_discovery::build_on(settings, listener).await.expect("registry on the held listener");
+        Self::run(running)
+    }
+
     async fn start_with(settings: liner_discovery::Settings) -> Self {
         // The port of a registry that just stopped may take a moment to free up.
         let mut tries = 0;
@@ -44,6 +53,10 @@ impl Registry {
                 Err(e) => panic!("cannot start registry: {e}"),
             }
         };
+        Self::run(running)
+    }
+
+    fn run(running: liner_discovery::Running) -> Self {
         let addr = running.addr();
         let token = CancellationToken::new();
         let task = tokio::spawn(running.run_until(token.clone()));
@@ -245,19 +258,25 @@ async fn registrar_registers_heartbeats_and_deregisters() {
     registry.stop().await;
 }
 
+/// The registry's port is held from the start, with no registry behind it: each
+/// connection is accepted and dropped, so every attempt of the registrar fails. Once it
+/// has tried twice (it is provably retrying), the same listener is handed to the
+/// registry, which the registrar then registers with. No port is let go and bound
+/// again, and nothing waits a fixed time.
 #[tokio::test]
 async fn registrar_retries_until_the_registry_is_up() {
-    // Pick a free port, leave it closed for a while, then start the registry there.
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
     let registration = Registration::new("forum", "127.0.0.1:4002").with_ttl(Duration::from_secs(3));
     let registrar = Registrar::new(&format!("http://{addr}"), registration, &Default::default()).unwrap();
     let task = tokio::spawn(registrar.run(token.clone()));
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let registry = Registry::start_at(addr, 10).await;
+    for attempt in 1..=2 {
+        let accepted = tokio::time::timeout(DEADLINE, listener.accept()).await;
+        let (conn, _) = accepted.unwrap_or_else(|_| panic!("registrar attempt {attempt} within {DEADLINE:?}")).unwrap();
+        drop(conn);
+    }
+    let registry = Registry::start_on(listener, 10).await;
     let mut client = registry.client().await;
     eventually_listed(&mut client, "forum", |set| set.len() == 1).await;
     token.cancel();

@@ -74,6 +74,13 @@ impl Bound {
     pub async fn bind_tls(addr: SocketAddr, service: &str, tls: Option<Arc<ServerConfig>>) -> anyhow::Result<Self> {
         let listener =
             TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("{service}: cannot bind {addr}: {e}"))?;
+        Self::from_listener(listener, service, tls)
+    }
+
+    /// A listener the caller bound itself and hands over, as it is: for a test that must
+    /// hold a port before anything serves on it (nothing is closed and bound again).
+    /// Speaks TLS only when `tls` is given; logs `listening` like [`Bound::bind_tls`].
+    pub fn from_listener(listener: TcpListener, service: &str, tls: Option<Arc<ServerConfig>>) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         if tls.is_some() {
             tracing::info!(%service, "the listener speaks TLS only");
