@@ -260,10 +260,33 @@ impl Drop for Nginx {
     }
 }
 
+/// NGINX on a random high loopback port, another if that one is taken. NGINX cannot
+/// say which port `listen 127.0.0.1:0` got, so a port is tried rather than picked by
+/// binding it, letting it go and handing it over (another process could take it in
+/// between): NGINX binds it itself, or logs that it is in use and is stopped.
 fn start_nginx(upstream: SocketAddr) -> Option<Nginx> {
     let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists())?;
-    let dir = tempfile::tempdir().ok()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    for _ in 0..5 {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 20_000 + (random % 40_000) as u16;
+        match try_nginx(bin, upstream, port) {
+            Tried::Up(nginx) => return Some(nginx),
+            Tried::PortTaken => eprintln!("(nginx: port {port} is taken; trying another)"),
+            Tried::Failed => return None,
+        }
+    }
+    None
+}
+
+enum Tried {
+    Up(Nginx),
+    PortTaken,
+    Failed,
+}
+
+fn try_nginx(bin: &'static str, upstream: SocketAddr, port: u16) -> Tried {
+    let Ok(dir) = tempfile::tempdir() else { return Tried::Failed };
     let conf = format!(
         "worker_processes auto; pid {d}/nginx.pid; error_log {d}/error.log; events {{ worker_connections 4096; }}
 http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
@@ -271,21 +294,34 @@ http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_
   server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://review; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}",
         d = dir.path().display()
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
+    if std::fs::write(dir.path().join("nginx.conf"), conf).is_err() {
+        return Tried::Failed;
+    }
     let child = std::process::Command::new(bin)
         .args(["-p", &dir.path().display().to_string(), "-c", "nginx.conf", "-g", "daemon off;"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
+        .spawn();
+    let Ok(mut child) = child else { return Tried::Failed };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Some(Nginx { bin, child, addr, dir });
+    // NGINX writes its pid file once its listening socket is open; a port in use it
+    // logs (and retries for a few seconds before giving up).
+    for _ in 0..250 {
+        if dir.path().join("nginx.pid").exists() {
+            return Tried::Up(Nginx { bin, child, addr, dir });
+        }
+        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        let exited = !matches!(child.try_wait(), Ok(None));
+        if log.contains("Address already in use") || exited {
+            let _ = child.kill();
+            let _ = child.wait();
+            return if log.contains("Address already in use") { Tried::PortTaken } else { Tried::Failed };
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    None
+    let _ = child.kill();
+    let _ = child.wait();
+    Tried::Failed
 }
 
 async fn gateway(cli: &Cli) -> anyhow::Result<()> {

@@ -2,9 +2,10 @@
 //! process (the release `liner` binary) so that its resident memory is the server's
 //! alone and its CPU is not mixed with the clients' in one runtime.
 //!
-//! 1. `liner up` on a free loopback port, fresh data dir, gateway rate limits off (one
-//!    loopback client is every member here) and the chat's per-connection limit left
-//!    at its default (5 msg/s, burst 20): senders stay under it.
+//! 1. `liner up` on loopback port 0 (its banner names the port), fresh data dir,
+//!    gateway rate limits off (one loopback client is every member here) and the chat's
+//!    per-connection limit left at its default (5 msg/s, burst 20): senders stay under
+//!    it.
 //! 2. `senders` users register and log in; a room is created.
 //! 3. `members` WebSocket clients connect through the gateway (member `i` uses user
 //!    `i % senders`); the server's RSS is read before and after, after a settle pause:
@@ -88,7 +89,6 @@ fn raise_nofile(want: u64) -> u64 {
 struct Server {
     child: tokio::process::Child,
     dir: tempfile::TempDir,
-    port: u16,
 }
 
 impl Drop for Server {
@@ -101,44 +101,60 @@ impl Drop for Server {
 }
 
 async fn start_server(args: &RoomArgs) -> anyhow::Result<(Server, String)> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    spawn_server(args, dir, port).await
+    spawn_server(args, tempfile::tempdir()?).await
 }
 
-/// Stops the server gracefully and starts it again on the same data dir and port, so
-/// users, tokens and rooms survive but the process starts with a clean heap: the
-/// memory baseline is then not inflated (or, with an allocator that reuses freed
-/// pages, deflated) by the registration phase's Argon2 blocks.
+/// Stops the server gracefully and starts it again on the same data dir, so users,
+/// tokens and rooms survive but the process starts with a clean heap: the memory
+/// baseline is then not inflated (or, with an allocator that reuses freed pages,
+/// deflated) by the registration phase's Argon2 blocks. It comes back on a new port;
+/// the gateway address returned is the new one.
 async fn restart_server(args: &RoomArgs, mut server: Server) -> anyhow::Result<(Server, String)> {
     if let Some(pid) = server.child.id() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGTERM);
     }
     tokio::time::timeout(Duration::from_secs(20), server.child.wait()).await??;
-    let port = server.port;
     let dir = tempfile::tempdir()?;
     let old = std::mem::replace(&mut server.dir, dir);
     drop(server);
-    spawn_server(args, old, port).await
+    spawn_server(args, old).await
 }
 
-async fn spawn_server(args: &RoomArgs, dir: tempfile::TempDir, port: u16) -> anyhow::Result<(Server, String)> {
+/// Starts `liner up --listen 127.0.0.1:0`: the child binds a port of the kernel's
+/// choosing and says which in the banner it prints once it is up (`Liner is up:
+/// http://ADDR/`), where its gateway's address is read. Nothing picks a port, lets it
+/// go and hands it to the child (another process could take it in between).
+async fn spawn_server(args: &RoomArgs, dir: tempfile::TempDir) -> anyhow::Result<(Server, String)> {
+    use tokio::io::AsyncBufReadExt;
     let bin = match &args.liner_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("liner"),
     };
     anyhow::ensure!(bin.exists(), "{} not found: build it with `cargo build --release -p liner`", bin.display());
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("liner.log"))?;
-    let child = tokio::process::Command::new(&bin)
-        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--rate-limit-ip", "0", "--rate-limit-user", "0"])
+    let log_path = dir.path().join("liner.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let mut child = tokio::process::Command::new(&bin)
+        .args(["up", "--listen", "127.0.0.1:0", "--rate-limit-ip", "0", "--rate-limit-user", "0"])
         .arg("--data-dir")
         .arg(dir.path())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(log)
         .kill_on_drop(true)
         .spawn()?;
-    let server = Server { child, dir, port };
-    let base = format!("127.0.0.1:{port}");
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("liner up: no stdout"))?;
+    let server = Server { child, dir };
+    let mut banner = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), banner.next_line()).await;
+    let first = first.map_err(|_| anyhow::anyhow!("liner up not up in 20 s (log: {})", log_path.display()))??;
+    let first =
+        first.ok_or_else(|| anyhow::anyhow!("liner up exited before it was up (log: {})", log_path.display()))?;
+    let base = first
+        .strip_prefix("Liner is up: http://")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .ok_or_else(|| anyhow::anyhow!("unexpected first line from liner up: {first:?}"))?
+        .to_owned();
+    // The rest of the banner is not needed; read it so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = banner.next_line().await {} });
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
