@@ -155,3 +155,16 @@ impl Resp {
         assert!(msg.contains(field), "message should name {field}: {msg}");
     }
 }
+
+/// A review replica on `db` and `redis`; its root URL (the API is under `/api/users-reviews`).
+pub async fn replica_at(db: &str, data_dir: &std::path::Path, redis: String, token: &CancellationToken) -> String {
+    let mut settings = liner_review::Settings::new(([127, 0, 0, 1], 0).into(), data_dir.to_path_buf());
+    settings.service.database_url = Some(db.parse().expect("db url"));
+    settings.redis_url = Some(redis);
+    // Redis keeps counts across tests and runs: sign-ups from loopback are not limited here.
+    settings.registrations_per_address = 0;
+    let running = liner_review::build(settings).await.expect("replica starts");
+    let root = format!("http://{}", running.addr());
+    tokio::spawn(running.run_until(token.clone()));
+    root
+}
