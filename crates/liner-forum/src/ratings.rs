@@ -125,22 +125,10 @@ impl Ratings {
         if let Some(hit) = self.cache.get(album_id) {
             return Some(hit);
         }
-        if self.pause.is_on() {
-            return None;
-        }
         let base = self.review.pick()?;
-        match self.fetch(&base, album_id).await {
-            Ok(map) => {
-                let map = Arc::new(map);
-                self.cache.insert(album_id.to_owned(), map.clone());
-                Some(map)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "review service unreachable for ratings; no badges for now");
-                self.pause.start();
-                None
-            }
-        }
+        let map = Arc::new(self.pause.ask("no rating badges", self.fetch(&base, album_id)).await?);
+        self.cache.insert(album_id.to_owned(), map.clone());
+        Some(map)
     }
 
     /// One review (`Ok(None)`: there is no such review). Not cached: opening a thread is rare.

@@ -80,7 +80,7 @@ impl Usernames {
         }
         // Ids are ours (the token is signed), but keep the URL well-formed regardless.
         let id_ok = !user_id.is_empty() && user_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok || self.pause.is_on() {
+        if !id_ok {
             return None;
         }
         let Some(base) = self.review.pick() else {
@@ -88,17 +88,9 @@ impl Usernames {
             return None;
         };
         let url = format!("{base}/api/users-reviews/users/profile/{user_id}");
-        match self.fetch(&url).await {
-            Ok(found) => {
-                self.cache.insert(user_id.to_owned(), found.clone());
-                Some(found)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "review service unreachable for username lookups; using token names");
-                self.pause.start();
-                None
-            }
-        }
+        let found = self.pause.ask("using token names for usernames", self.fetch(&url)).await?;
+        self.cache.insert(user_id.to_owned(), found.clone());
+        Some(found)
     }
 
     /// `Ok(None)`: the service answered but does not know the user.

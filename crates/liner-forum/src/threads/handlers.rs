@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::chat::hub::Event;
 use crate::error::{ForumError, Result};
+use crate::moderation;
 use crate::ratings::Review;
 use crate::rooms::model::{MessageView, RoomType};
 use crate::rooms::store::{self, Appended, Hold, NewMessage, Quote, RoomRow};
@@ -44,7 +45,7 @@ pub async fn open(
     ApiPath(room_id): ApiPath<String>,
     ApiJson(req): ApiJson<OpenThread>,
 ) -> Result<(StatusCode, ApiJson<MessageView>), ApiError> {
-    limit(&state, &user)?;
+    moderation::handlers::limit(&state, &user)?;
     let room = album_room(&state, &room_id).await?;
     if let Some((id, _)) = store::find_thread(&state.db, &room_id, &req.review_id).await? {
         return Ok((StatusCode::OK, ApiJson(line(&state, &room_id, &id).await?)));
@@ -83,11 +84,6 @@ pub async fn open(
         }
         Appended::NoChange => Err(ForumError::Internal(anyhow::anyhow!("a quote changed nothing")).into()),
     }
-}
-
-/// Takes a token from the caller's community-write bucket (429 when empty).
-fn limit(state: &AppState, user: &Caller) -> Result<()> {
-    crate::moderation::handlers::limit(state, user)
 }
 
 /// The open album room (404, 410, 422 otherwise).
