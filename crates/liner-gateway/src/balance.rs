@@ -249,7 +249,7 @@ impl Pool {
         let snapshot = self.endpoints.load();
         // A breaker may refuse between the eligibility check and admission (another
         // request took the probe); try the others then.
-        let mut candidates: Vec<&Arc<Endpoint>> =
+        let mut candidates: smallvec::SmallVec<[&Arc<Endpoint>; 8]> =
             snapshot.iter().filter(|e| !exclude.iter().any(|x| Arc::ptr_eq(x, e))).filter(|e| e.eligible()).collect();
         while !candidates.is_empty() {
             let i = random_index(candidates.len());

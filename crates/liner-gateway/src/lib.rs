@@ -2,7 +2,8 @@
 //! healthy instance of it, and forwards the request (WebSocket upgrades included),
 //! answering in the API error shape when no instance can.
 //!
-//! Pieces, one file each: `proxy` (the request path in named phases), `attempt` (what
+//! Pieces, one file each: `edge` (the public listener's service: request id, `Host`
+//! check, span, access log, routing), `proxy` (the request path in named phases), `attempt` (what
 //! one try on one instance ended with), `upstreams` (route table, static fallback
 //! list), `balance` (per-service endpoint snapshots fed by discovery; power of two
 //! choices), `breaker` (passive ejection), `health` (active `/readyz` checks), `limits`
@@ -13,7 +14,10 @@
 //! for a load balancer) and, with `--admin-listen`, an internal one that adds
 //! `/metrics`. The public one never serves metrics. Its connections are bounded
 //! (`liner_shared::server::ConnectionOptions`): a deadline for each request head, which
-//! is also the idle keep-alive limit, and a cap on open connections per address.
+//! is also the idle keep-alive limit, and a cap on open connections per address. They
+//! are served by `--workers` threads, each a single-threaded runtime with its own
+//! upstream client (a worker per core, as NGINX runs), while discovery, health checks
+//! and the admin listener stay on the process's shared runtime.
 //!
 //! Where instances come from: with `--discovery URL` the gateway watches the registry
 //! for the instances of every routed service (`review`, `forum`, `catalog`) and keeps
@@ -24,6 +28,7 @@ pub mod attempt;
 pub mod auth;
 pub mod balance;
 pub mod breaker;
+pub mod edge;
 pub mod health;
 pub mod limits;
 pub mod proxy;
@@ -114,6 +119,10 @@ pub struct Settings {
     /// Open connections per client address; more are closed at once (0 = no cap).
     #[arg(long, env = "LINER_MAX_CONNECTIONS_PER_IP", default_value_t = 512)]
     pub max_connections_per_ip: usize,
+    /// Threads serving the public listener, each a single-threaded runtime of its own
+    /// [default: one per core]; 0 serves it on the process's shared runtime.
+    #[arg(long, env = "LINER_GATEWAY_WORKERS", default_value_t = default_workers(), hide_default_value = true)]
+    pub workers: usize,
     /// One `info` line per request on the `liner::access` log target.
     #[arg(long, env = "LINER_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub access_log: bool,
@@ -139,6 +148,11 @@ pub struct Settings {
     pub drain: liner_shared::shutdown::Drain,
 }
 
+/// One worker per core, as NGINX's `worker_processes auto`.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 impl Settings {
     pub fn new(listen: SocketAddr, upstreams: Vec<StaticRoute>) -> Self {
         Self {
@@ -162,6 +176,7 @@ impl Settings {
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
             max_connections_per_ip: 512,
+            workers: default_workers(),
             access_log: true,
             max_response_bytes: 16 * 1024 * 1024,
             cors_origins: Vec::new(),
@@ -182,7 +197,7 @@ impl Settings {
 
 pub struct Running {
     bound: Bound,
-    router: Router,
+    edge: Arc<edge::EdgeConfig>,
     options: ConnectionOptions,
     admin: Option<(Bound, Router)>,
     drain: liner_shared::shutdown::Drain,
@@ -211,7 +226,8 @@ impl Running {
     pub async fn run_until(self, token: CancellationToken) -> anyhow::Result<()> {
         let serving = self.drain.serve_until(&token);
         let admin = self.admin.map(|(bound, router)| tokio::spawn(bound.serve(router, serving.clone())));
-        let served = self.bound.serve_with(self.router, serving, self.options).await;
+        let edge = self.edge;
+        let served = self.bound.serve_service(move |peer| edge.for_peer(peer), serving, self.options).await;
         self.background.cancel();
         if let Some(admin) = admin {
             admin.await??;
@@ -337,6 +353,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         .collect();
     let proxy = Arc::new(proxy::Proxy {
         pools,
+        worker_clients: (0..settings.workers).map(|_| PeerClient::new(&client_tls)).collect(),
         client,
         timeouts,
         default_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
@@ -359,15 +376,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         let any = ready_pools.iter().any(|p| p.has_eligible());
         Box::pin(async move { any })
     });
-    let mut router = Router::new()
-        .fallback(proxy::handle)
-        .with_state(proxy)
+    let pages = Router::new()
+        .fallback(edge::pages_or_not_found)
         .merge(liner_shared::http::ops_router(ready.clone()))
         .method_not_allowed_fallback(liner_shared::error::method_not_allowed);
-    if let Some(cors) = cors {
-        router = router.layer(cors);
-    }
-    let router = router.layer(axum::middleware::from_fn_with_state(settings.access_log, proxy::edge));
+    let edge = Arc::new(edge::EdgeConfig { proxy, pages, cors, access_log: settings.access_log });
     let bound = Bound::bind(settings.listen, "gateway").await?;
     let admin = match settings.admin_listen {
         Some(addr) => {
@@ -387,10 +400,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         header_timeout: Duration::from_millis(settings.header_timeout_ms),
         per_address: settings.max_connections_per_ip,
         http1_only: true,
+        workers: settings.workers,
     };
     Ok(Running {
         bound,
-        router,
+        edge,
         options,
         admin,
         drain: settings.drain,

@@ -40,9 +40,10 @@ impl RetryBudget {
     }
 
     /// Every request earns a fraction of a retry.
+    /// No clock read here (it runs on every request): the time-earned part is added
+    /// when a retry is asked for, for all the time since the last one.
     pub fn deposit(&self) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.refill(&mut s);
         s.0 = (s.0 + self.ratio).min(self.cap);
     }
 

@@ -2,10 +2,10 @@
 //! filter, upstream peer, upstream request/response filters, logging), each a method of
 //! [`Proxy`] with one concern:
 //!
-//! 1. **edge** (middleware, every request): request id, `Host` check (400), the request
+//! 1. **edge** (every request, `edge`): request id, `Host` check (400), the request
 //!    span, the access log line;
-//! 2. **route**: path prefix → service; outside `/api/` the web client (404 for an
-//!    unknown `/api/` path);
+//! 2. **route** (`edge`): path prefix → service, straight to [`Proxy::handle`]; other
+//!    paths go to the pages' router (the web client; 404 for an unknown `/api/` path);
 //! 3. **admit**: rate limit per client address (429 + `Retry-After`); the address is the
 //!    peer's, or from `X-Forwarded-For` when the peer is a trusted proxy
 //!    (`liner_shared::net`), and it is what the upstream receives as `X-Forwarded-For`;
@@ -39,26 +39,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use liner_shared::ApiError;
-use liner_shared::http::{HandleCache, REQUEST_ID, method_label};
+use liner_shared::http::{HandleCache, method_label};
 use liner_shared::rate::KeyedLimit;
 use liner_shared::tls::PeerClient;
 use metrics::{Counter, Histogram};
-use tracing::Instrument;
 
 use crate::attempt::{Outcome, RetryReason};
 use crate::auth::{EdgeAuth, needs_token};
 use crate::balance::Pool;
 use crate::limits::{RetryBudget, retry_after_secs};
-use crate::upstreams::service_for;
 
 /// The header on every answer the gateway makes up itself.
 pub const GATEWAY_ERROR: &str = "x-liner-error";
@@ -68,6 +65,9 @@ pub struct Proxy {
     pub pools: HashMap<&'static str, Arc<Pool>>,
     /// Plain HTTP, or TLS for `https://` instances when a CA is configured.
     pub client: PeerClient,
+    /// The same, one per listener worker thread (`--workers`): a pooled upstream
+    /// connection is driven by the runtime that opened it, so each worker keeps its own.
+    pub worker_clients: Vec<PeerClient>,
     pub timeouts: HashMap<&'static str, Duration>,
     pub default_timeout: Duration,
     pub auth: Option<Arc<EdgeAuth>>,
@@ -103,6 +103,10 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
+const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: header::HeaderName = header::HeaderName::from_static("x-forwarded-host");
+
 /// Headers only the gateway may set; a client's copies are dropped (plus any `x-liner-*`).
 const INTERNAL: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip"];
 
@@ -114,7 +118,13 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
+/// Strips hop-by-hop headers, and keeps `Upgrade` (with `Connection: upgrade`) when
+/// asked. Most messages carry none, so one pass over the names decides first: removing
+/// by name hashes each of them, present or not.
 fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name.as_str())) {
+        return;
+    }
     let upgrade = headers.get(header::UPGRADE).cloned();
     // Headers named in Connection are hop-by-hop too.
     let named: Vec<String> = headers
@@ -132,9 +142,18 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Drops a client's copies of the headers only the gateway may set (one pass first, as
+/// for hop-by-hop headers).
 fn strip_internal(headers: &mut HeaderMap) {
-    let liner: Vec<_> = headers.keys().filter(|k| k.as_str().starts_with("x-liner-")).cloned().collect();
-    for name in INTERNAL.iter().map(|n| header::HeaderName::from_static(n)).chain(liner) {
+    let internal = |name: &header::HeaderName| {
+        let name = name.as_str();
+        INTERNAL.contains(&name) || name.starts_with("x-liner-")
+    };
+    if !headers.keys().any(internal) {
+        return;
+    }
+    let found: Vec<_> = headers.keys().filter(|name| internal(name)).cloned().collect();
+    for name in found {
         headers.remove(name);
     }
 }
@@ -171,25 +190,21 @@ fn broke_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
     false
 }
 
-/// The axum handler behind every path the gateway answers itself or forwards.
-pub async fn handle(
-    State(proxy): State<Arc<Proxy>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
-    let started = Instant::now();
-    let Some(service) = service_for(req.uri().path()) else {
-        // Outside `/api/` is the web client; an unknown `/api/` path stays a JSON 404.
-        if liner_web::is_web_path(req.uri().path()) {
-            return liner_web::serve(req).await;
-        }
-        return synthetic(ApiError::not_found("no such route"));
-    };
-    tracing::Span::current().record("route", service);
-    let method = req.method().clone();
-    let res = proxy.proxy(service, peer, req).await.unwrap_or_else(synthetic);
-    proxy.logging(service, &method, res.status(), started);
-    res
+/// The client end of one connection, as the proxy sees it.
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The peer's address as an `X-Forwarded-For` value, written once per connection.
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, forwarded_for: forwarded_for(addr.ip()) }
+    }
+}
+
+fn forwarded_for(client: IpAddr) -> HeaderValue {
+    HeaderValue::try_from(client.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// A request on its way out: the incoming head, rewritten for the upstream hop, and
@@ -203,23 +218,21 @@ struct Outgoing {
 impl Outgoing {
     /// The upstream request filter: hop-by-hop headers out, the trusted `x-forwarded-*`
     /// headers written by the gateway itself (a client's copies are dropped).
-    fn new(mut parts: http::request::Parts, body: Bytes, client: IpAddr, upgrade: bool) -> Self {
+    fn new(mut parts: http::request::Parts, body: Bytes, forwarded_for: HeaderValue, upgrade: bool) -> Self {
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers, upgrade);
         strip_internal(headers);
-        if let Ok(ip) = HeaderValue::from_str(&client.to_string()) {
-            headers.insert("x-forwarded-for", ip);
-        }
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_FOR, forwarded_for);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         if let Some(host) = headers.remove(header::HOST) {
-            headers.insert("x-forwarded-host", host);
+            headers.insert(X_FORWARDED_HOST, host);
         }
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         Self { parts, path, body }
     }
 
     /// This request, addressed to `endpoint`.
-    fn to(&self, endpoint: &crate::balance::Endpoint) -> Result<Request, ApiError> {
+    fn to(&self, endpoint: &crate::balance::Endpoint) -> Result<Request<Body>, ApiError> {
         let uri = endpoint
             .uri(self.path.clone())
             .map_err(|_| ApiError::bad_request("bad_path", "request path cannot be forwarded"))?;
@@ -244,11 +257,31 @@ fn no_answer(service: &str, outcome: Outcome) -> ApiError {
 }
 
 impl Proxy {
+    /// A request under `/api/SERVICE/` (the edge phase has run, see `edge`): the
+    /// answer, forwarded or the gateway's own, then the logging phase.
+    pub async fn handle(
+        &self,
+        service: &'static str,
+        peer: &Peer,
+        req: Request<Incoming>,
+        started: Instant,
+    ) -> Response {
+        let method = req.method().clone();
+        let res = self.proxy(service, peer, req).await.unwrap_or_else(synthetic);
+        self.logging(service, &method, res.status(), started);
+        res
+    }
+
     /// The request path, phase by phase; each phase may end it with its own answer.
     /// The order matters: nothing a client can stall (its body) is read while it holds
     /// one of the in-flight slots, which only requests on their way to an upstream take.
-    async fn proxy(&self, service: &'static str, peer: SocketAddr, mut req: Request) -> Result<Response, ApiError> {
-        let client = self.trusted_proxies.client_addr(req.headers(), peer.ip());
+    async fn proxy(
+        &self,
+        service: &'static str,
+        peer: &Peer,
+        mut req: Request<Incoming>,
+    ) -> Result<Response, ApiError> {
+        let client = self.trusted_proxies.client_addr(req.headers(), peer.addr.ip());
         self.admit(client)?;
         let upgrade = is_upgrade(req.headers());
         let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -259,7 +292,8 @@ impl Proxy {
             metrics::counter!("gateway_shed_total").increment(1);
             return Err(unavailable("the gateway is overloaded; retry shortly"));
         };
-        let outgoing = Outgoing::new(parts, body, client, upgrade);
+        let forwarded_for = if client == peer.addr.ip() { peer.forwarded_for.clone() } else { forwarded_for(client) };
+        let outgoing = Outgoing::new(parts, body, forwarded_for, upgrade);
         let res = self.forward(service, &outgoing).await?;
         match client_side {
             Some(client_side) if res.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -267,6 +301,11 @@ impl Proxy {
             }
             _ => self.respond(service, res),
         }
+    }
+
+    /// The client of the worker thread running this request (see `worker_clients`).
+    fn client(&self) -> &PeerClient {
+        liner_shared::server::worker_index().and_then(|i| self.worker_clients.get(i)).unwrap_or(&self.client)
     }
 
     /// Admission: the rate limit per client address (429 + `Retry-After`).
@@ -296,7 +335,10 @@ impl Proxy {
 
     /// Reads the whole body: at most `max_request_bytes` (413), and with no pause longer
     /// than `body_timeout` between two pieces of it (408, and the connection closes).
-    async fn read_body(&self, parts: &http::request::Parts, body: Body) -> Result<Bytes, ApiError> {
+    async fn read_body(&self, parts: &http::request::Parts, body: Incoming) -> Result<Bytes, ApiError> {
+        if hyper::body::Body::is_end_stream(&body) {
+            return Ok(Bytes::new()); // no body (a GET, or `Content-Length: 0`): nothing to wait for
+        }
         let too_large = liner_shared::error::payload_too_large;
         let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_request_bytes as u64) {
@@ -331,7 +373,7 @@ impl Proxy {
         };
         let timeout = self.timeouts.get(service).copied().unwrap_or(self.default_timeout);
         self.retry_budget.deposit();
-        let mut tried = Vec::new();
+        let mut tried: smallvec::SmallVec<[Arc<crate::balance::Endpoint>; 4]> = smallvec::SmallVec::new();
         let mut last_error = None;
         loop {
             let Some(lease) = pool.pick(&tried) else {
@@ -340,10 +382,10 @@ impl Proxy {
             tried.push(lease.endpoint.clone());
             let request = outgoing.to(&lease.endpoint)?;
             let sent = Instant::now();
-            let (outcome, answer) = classify(tokio::time::timeout(timeout, self.client.request(request)).await);
+            let (outcome, answer) = classify(tokio::time::timeout(timeout, self.client().request(request)).await);
             lease.finish(outcome, sent.elapsed());
             let upstream = &lease.endpoint.address;
-            tracing::Span::current().record("upstream", upstream.as_str());
+            tracing::Span::current().record("upstream", tracing::field::display(upstream));
             if let Some(reason) = outcome.retry_reason(&outgoing.parts.method)
                 && (reason != RetryReason::Unavailable || pool.has_other(&tried))
                 && tried.len() < self.max_attempts
@@ -441,65 +483,6 @@ fn classify(
 
 fn request_timeout() -> ApiError {
     ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body stalled; send it again")
-}
-
-/// The first phase of every request, forwarded or answered here (web pages, health):
-/// the request id (set when the client sent none, forwarded, echoed back), the `Host`
-/// check, a span that every later phase logs under (route, upstream and status are
-/// recorded into it as they become known), and the one-line access log.
-pub async fn edge(State(access_log): State<bool>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .cloned()
-        .unwrap_or_else(liner_shared::http::next_request_id);
-    req.headers_mut().insert(REQUEST_ID, id.clone());
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.to_str().unwrap_or("-"),
-        method = method_label(req.method()),
-        path = req.uri().path(),
-        route = tracing::field::Empty,
-        upstream = tracing::field::Empty,
-    );
-    let mut res = match check_host(&req) {
-        Ok(()) => next.run(req).instrument(span.clone()).await,
-        Err(e) => synthetic(e),
-    };
-    if res.status() == StatusCode::REQUEST_TIMEOUT || res.status() == StatusCode::BAD_REQUEST {
-        // The rest of what the client sent cannot be trusted to frame a next request.
-        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    if access_log {
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        span.in_scope(
-            || tracing::info!(target: "liner::access", status = res.status().as_u16(), latency_ms, "request"),
-        );
-    }
-    res.headers_mut().insert(REQUEST_ID, id);
-    res
-}
-
-/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, a valid authority without
-/// user info (HTTP/1.0 may omit it; HTTP/2 carries `:authority` instead).
-fn check_host(req: &Request) -> Result<(), ApiError> {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let bad = |message: &str| Err(ApiError::bad_request("bad_host", message));
-    match (hosts.next(), hosts.next()) {
-        (None, _) if req.version() == http::Version::HTTP_11 => bad("the Host header is required"),
-        (None, _) => Ok(()),
-        (Some(_), Some(_)) => bad("only one Host header is allowed"),
-        (Some(host), None) => {
-            let authority = host.to_str().ok().and_then(|h| h.parse::<http::uri::Authority>().ok());
-            if authority.is_some_and(|a| !a.as_str().contains('@')) {
-                Ok(())
-            } else {
-                bad("the Host header is malformed")
-            }
-        }
-    }
 }
 
 #[cfg(test)]

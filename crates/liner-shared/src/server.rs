@@ -49,11 +49,15 @@ pub struct ConnectionOptions {
     pub per_address: usize,
     /// Serve HTTP/1.1 only, with the header deadline from the first byte on.
     pub http1_only: bool,
+    /// 0: connections are served on the caller's runtime. N: on N threads of their own,
+    /// each a single-threaded runtime, accepted connections dealt out in turn (see
+    /// [`Workers`]).
+    pub workers: usize,
 }
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
-        Self { header_timeout: Duration::from_secs(30), per_address: 0, http1_only: false }
+        Self { header_timeout: Duration::from_secs(30), per_address: 0, http1_only: false, workers: 0 }
     }
 }
 
@@ -120,10 +124,36 @@ impl Bound {
         token: CancellationToken,
         options: ConnectionOptions,
     ) -> anyhow::Result<()> {
+        let for_peer = move |peer: SocketAddr| {
+            TowerToHyperService::new(router.clone().map_request(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(axum::body::Body::new)
+            }))
+        };
+        self.serve_service(for_peer, token, options).await
+    }
+
+    /// [`Bound::serve_with`] for any hyper service: `for_peer` makes the service of one
+    /// accepted connection from its peer's address (a service written by hand for a
+    /// hot path, where a `Router` and its extractors would cost more than they give).
+    pub async fn serve_service<F, S, B>(
+        self,
+        for_peer: F,
+        token: CancellationToken,
+        options: ConnectionOptions,
+    ) -> anyhow::Result<()>
+    where
+        F: Fn(SocketAddr) -> S,
+        S: HttpService<B> + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let protocols = Arc::new(Protocols::new(options));
         let tls = self.tls.clone().map(|acceptor| tls_for(acceptor, options.http1_only));
         let per_address = PerAddress::new(options.per_address);
         let connections = TaskTracker::new();
+        let workers = Workers::start(options.workers)?;
         loop {
             let (tcp, peer) = tokio::select! {
                 () = token.cancelled() => break,
@@ -144,28 +174,129 @@ impl Bound {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
             let connection =
-                Connection { router: router.clone(), protocols: protocols.clone(), stop: token.clone(), peer, slot };
-            match &tls {
-                None => connections.spawn(connection.serve(tcp)),
-                Some(acceptor) => {
-                    let handshake = tokio::time::timeout(options.header_timeout, acceptor.accept(tcp));
-                    connections.spawn(async move {
-                        match handshake.await {
-                            Ok(Ok(stream)) => connection.serve(stream).await,
-                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                        }
-                    })
+                Connection { service: for_peer(peer), protocols: protocols.clone(), stop: token.clone(), peer, slot };
+            let tls = tls.clone();
+            let header_timeout = options.header_timeout;
+            let serve = move |tcp: tokio::net::TcpStream| async move {
+                match tls {
+                    None => connection.serve(tcp).await,
+                    Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    },
                 }
             };
+            match workers.next() {
+                None => drop(connections.spawn(serve(tcp))),
+                Some(worker) => match tcp.into_std() {
+                    // Re-registered with the worker's own reactor, inside its runtime.
+                    Ok(tcp) => drop(worker.spawn(connections.track_future(async move {
+                        match tokio::net::TcpStream::from_std(tcp) {
+                            Ok(tcp) => serve(tcp).await,
+                            Err(e) => tracing::debug!(%peer, error = %e, "cannot hand the connection to a worker"),
+                        }
+                    }))),
+                    Err(e) => tracing::debug!(%peer, error = %e, "cannot hand the connection to a worker"),
+                },
+            }
         }
         drop(self.listener);
         connections.close();
         if tokio::time::timeout(crate::shutdown::IN_FLIGHT_DEADLINE, connections.wait()).await.is_err() {
             tracing::warn!(left = connections.len(), "requests still in flight at the deadline; abandoned");
         }
+        workers.stop().await;
         Ok(())
     }
+}
+
+/// A listener's worker threads, each a single-threaded tokio runtime that serves the
+/// connections it is handed: NGINX's shape (a worker per core, a connection and all its
+/// requests on one thread). On a small machine under load this beats one work-stealing
+/// runtime by about a tenth (docs/BENCHMARKS.md, issue 7): a request's wake-ups, its
+/// upstream exchange and its answer stay on one thread, with no stealing and no
+/// cross-thread wake-up. Connections are dealt out in turn rather than through
+/// `SO_REUSEPORT` listeners, so there is one socket, port 0 works, and the balance does
+/// not depend on a hash of the client's port.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    next: std::cell::Cell<usize>,
+    /// Cancelled when the listener is done, or dropped: the threads end then.
+    stop: tokio_util::sync::DropGuard,
+    stopped: Vec<tokio::sync::oneshot::Receiver<()>>,
+}
+
+thread_local! {
+    static WORKER_INDEX: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Which of a listener's worker threads runs this code, if any (for per-worker state,
+/// such as a client whose pooled connections should stay on the thread that uses them).
+pub fn worker_index() -> Option<usize> {
+    WORKER_INDEX.with(std::cell::Cell::get)
+}
+
+impl Workers {
+    fn start(count: usize) -> anyhow::Result<Self> {
+        let stop = CancellationToken::new();
+        let (mut handles, mut stopped) = (Vec::with_capacity(count), Vec::with_capacity(count));
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            handles.push(runtime.handle().clone());
+            let (done, finished) = tokio::sync::oneshot::channel();
+            stopped.push(finished);
+            let stop = stop.clone();
+            std::thread::Builder::new().name(format!("liner-worker-{index}")).spawn(move || {
+                WORKER_INDEX.with(|i| i.set(Some(index)));
+                runtime.block_on(stop.cancelled());
+                // Whatever is left (an abandoned request, a tunnel) ends with the runtime.
+                drop(runtime);
+                let _ = done.send(());
+            })?;
+        }
+        Ok(Self { handles, next: std::cell::Cell::new(0), stop: stop.drop_guard(), stopped })
+    }
+
+    /// The worker for the next connection, in turn; `None` without workers.
+    fn next(&self) -> Option<&tokio::runtime::Handle> {
+        let i = self.next.get();
+        self.next.set((i + 1) % self.handles.len().max(1));
+        self.handles.get(i)
+    }
+
+    async fn stop(self) {
+        let Self { stop, stopped, .. } = self;
+        drop(stop);
+        for finished in stopped {
+            let _ = finished.await;
+        }
+    }
+}
+
+/// What a listener serves each connection with: a hyper service over hyper's request
+/// body, cloneable (HTTP/2 serves each stream with a clone), whose futures can move
+/// between threads.
+pub trait HttpService<B>:
+    hyper::service::Service<
+        http::Request<Incoming>,
+        Response = http::Response<B>,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<B>,
+            Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+{
 }
 
 /// The acceptor of a listener; an HTTP/1.1-only listener offers only `http/1.1` by ALPN.
@@ -179,27 +310,26 @@ fn tls_for(acceptor: TlsAcceptor, http1_only: bool) -> TlsAcceptor {
 }
 
 /// One accepted connection, ready to be served over plain TCP or TLS alike.
-struct Connection {
-    router: Router,
+struct Connection<S> {
+    service: S,
     protocols: Arc<Protocols>,
     stop: CancellationToken,
     peer: SocketAddr,
     slot: Slot,
 }
 
-impl Connection {
+impl<S> Connection<S> {
     /// The future that serves the connection's requests until it ends (see [`drive`]);
     /// made here, outside any `async` body, as the accept loop always made it.
-    fn serve<I>(self, io: I) -> impl Future<Output = ()> + Send + 'static
+    fn serve<I, B>(self, io: I) -> impl Future<Output = ()> + Send + 'static
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: HttpService<B> + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Self { router, protocols, stop, peer, slot } = self;
-        let service = router.map_request(move |mut req: http::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.map(axum::body::Body::new)
-        });
-        let service = TowerToHyperService::new(service);
+        let Self { service, protocols, stop, peer, slot } = self;
         let io = TokioIo::new(io);
         match &*protocols {
             Protocols::Http1(builder) => {

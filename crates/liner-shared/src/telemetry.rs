@@ -19,7 +19,22 @@ pub fn init() {
         .with_writer(std::io::stderr);
     let _ = if std::env::var("LINER_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
-    } else {
+    } else if ansi {
         builder.try_init()
+    } else {
+        builder.fmt_fields(plain_fields()).try_init()
     };
+}
+
+/// The text format's fields without colours, written as `DefaultFields` writes them
+/// (`name=value`, the message bare, `Debug` values). `DefaultFields` styles every field
+/// name even with colours off (no escape codes, but a styling wrapper per field), and
+/// the gateway formats a request span's fields on every request.
+fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| match field.name() {
+        "message" => write!(w, "{value:?}"),
+        name => write!(w, "{}={value:?}", name.strip_prefix("r#").unwrap_or(name)),
+    })
+    .delimited(" ")
 }

@@ -29,6 +29,10 @@ pub struct UpSettings {
     /// Where the registry listens (loopback; port 0 = any free port).
     #[arg(long, env = "LINER_DISCOVERY_LISTEN", default_value = "127.0.0.1:0")]
     pub discovery_listen: SocketAddr,
+    /// Threads serving the gateway's listener, each a single-threaded runtime [default:
+    /// one per core]; 0 serves it on the shared runtime.
+    #[arg(long = "gateway-workers", env = "LINER_GATEWAY_WORKERS", default_value_t = liner_gateway::default_workers(), hide_default_value = true)]
+    pub gateway_workers: usize,
     /// Gateway rate limit per client address, requests/s (0 = off).
     #[arg(long, env = "LINER_RATE_LIMIT_IP", default_value_t = 1000)]
     pub rate_limit_ip: u32,
@@ -59,6 +63,7 @@ impl UpSettings {
             data_dir,
             admin_listen: ([127, 0, 0, 1], 0).into(),
             discovery_listen: ([127, 0, 0, 1], 0).into(),
+            gateway_workers: liner_gateway::default_workers(),
             rate_limit_ip: 1000,
             rate_limit_user: 50,
             registrations_per_address: liner_review::users::limiter::DEFAULT_REGISTRATIONS_PER_ADDR,
@@ -110,6 +115,7 @@ impl System {
         let mut gateway_settings = liner_gateway::Settings::new(settings.listen, vec![]).with_discovery(&discovery_url);
         gateway_settings.discovery_token = secret.clone();
         gateway_settings.rate_limit_ip = settings.rate_limit_ip;
+        gateway_settings.workers = settings.gateway_workers;
         gateway_settings.rate_limit_user = settings.rate_limit_user;
         gateway_settings.admin_listen = Some(settings.admin_listen);
         let gateway = liner_gateway::build(gateway_settings).await?;

@@ -4,7 +4,11 @@
 //! runs it beside NGINX and the gateway, so the gateway's figure splits into what hyper
 //! and tokio cost and what the gateway's own layers add.
 //!
-//!   floor-proxy --listen 127.0.0.1:18083 --upstream 127.0.0.1:18080   (loopback only)
+//!   floor-proxy --listen 127.0.0.1:18083 --upstream 127.0.0.1:18080 [--per-core N]
+//!
+//! Loopback only. `--per-core N` runs N single-threaded runtimes, each with its own
+//! `SO_REUSEPORT` listener and its own client (NGINX's worker-per-core shape) instead
+//! of one multi-threaded runtime.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,17 +19,42 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let listen: SocketAddr = arg("--listen").unwrap_or_else(|| "127.0.0.1:18083".into()).parse()?;
     let upstream: SocketAddr = arg("--upstream").unwrap_or_else(|| "127.0.0.1:18080".into()).parse()?;
     anyhow::ensure!(listen.ip().is_loopback() && upstream.ip().is_loopback(), "loopback addresses only");
+    match arg("--per-core") {
+        None => tokio::runtime::Runtime::new()?.block_on(serve(listen, upstream, false)),
+        Some(n) => {
+            let workers: Vec<_> = (0..n.parse::<usize>()?)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()?
+                            .block_on(serve(listen, upstream, true))
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(listen: SocketAddr, upstream: SocketAddr, reuse_port: bool) -> anyhow::Result<()> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build(connector);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
+    socket.bind(listen)?;
+    let listener = socket.listen(1024)?;
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
