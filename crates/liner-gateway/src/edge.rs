@@ -12,9 +12,10 @@
 //!
 //! Written by hand rather than as an axum fallback behind `from_fn` middleware: every
 //! API request passes here, and the router's matching, the middleware's boxed `Next`
-//! chain, the extractors and the per-connection `map_request` wrapper cost more than the
-//! rest of the gateway's own phases together (docs/BENCHMARKS.md, issue 7). A `Router`
-//! still serves the pages, where its routing is what is wanted.
+//! chain, the extractors and the per-connection `map_request` wrapper are each a layer
+//! of boxing and cloning per request that the proxy path does not need (their share of
+//! the profile is in docs/BENCHMARKS.md, issue 7). A `Router` still serves the pages,
+//! where its routing is what is wanted.
 
 use std::convert::Infallible;
 use std::future::Future;

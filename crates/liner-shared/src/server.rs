@@ -213,8 +213,9 @@ impl Bound {
 
 /// A listener's worker threads, each a single-threaded tokio runtime that serves the
 /// connections it is handed: NGINX's shape (a worker per core, a connection and all its
-/// requests on one thread). On a small machine under load this beats one work-stealing
-/// runtime by about a tenth (docs/BENCHMARKS.md, issue 7): a request's wake-ups, its
+/// requests on one thread). On the 2-core bench machine the gateway spends about a fifth
+/// less CPU per request this way than on one work-stealing runtime (docs/BENCHMARKS.md,
+/// issue 7: `LINER_GATEWAY_WORKERS=0` against the default): a request's wake-ups, its
 /// upstream exchange and its answer stay on one thread, with no stealing and no
 /// cross-thread wake-up. Connections are dealt out in turn rather than through
 /// `SO_REUSEPORT` listeners, so there is one socket, port 0 works, and the balance does
