@@ -18,6 +18,15 @@ use metrics::{Counter, Histogram};
 
 use crate::attempt::Outcome;
 use crate::breaker::{Admission, Breaker, BreakerConfig, State};
+use crate::connections::Connections;
+
+/// What every endpoint of a pool is made with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolConfig {
+    pub breaker: BreakerConfig,
+    /// The listener's workers: each keeps its own connections (see `connections`).
+    pub workers: usize,
+}
 
 /// One upstream instance.
 #[derive(Debug)]
@@ -31,44 +40,67 @@ pub struct Endpoint {
     /// Last active check result; true until a check says otherwise.
     ready: AtomicBool,
     in_flight: AtomicUsize,
-    /// `scheme://authority` of `base_url`, to build request URIs without parsing text.
-    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    /// Where requests are sent: `scheme://authority/` of `base_url` (to connect), its
+    /// authority as the `Host` header, and its path (usually none) before each request's.
+    origin: Option<Origin>,
+    /// The open connections to this instance (they close when it leaves the pool).
+    pub connections: Connections,
     /// Metric handles for this instance, registered on first use.
     requests: std::sync::RwLock<Vec<(Outcome, Counter)>>,
     duration: std::sync::OnceLock<Histogram>,
 }
 
+/// How an [`Endpoint`] is addressed on the wire.
+#[derive(Debug)]
+pub struct Origin {
+    /// `scheme://authority/`: what a connection is opened to.
+    pub uri: http::Uri,
+    pub host: http::HeaderValue,
+    /// The base URL's path without its trailing `/`; empty for `http://HOST:PORT`.
+    prefix: String,
+}
+
+impl Origin {
+    fn parse(base_url: &str) -> Option<Self> {
+        let url = base_url.parse::<http::Uri>().ok()?;
+        let (scheme, authority) = (url.scheme()?.clone(), url.authority()?.clone());
+        let host = http::HeaderValue::from_str(authority.as_str()).ok()?;
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        let uri = http::Uri::builder().scheme(scheme).authority(authority).path_and_query("/").build().ok()?;
+        Some(Self { uri, host, prefix })
+    }
+}
+
 impl Endpoint {
-    fn new(service: &'static str, base_url: String, breaker: BreakerConfig) -> Self {
+    fn new(service: &'static str, base_url: String, config: PoolConfig) -> Self {
         let address = base_url.split_once("://").map_or(base_url.as_str(), |(_, a)| a).to_owned();
-        let origin = base_url
-            .parse::<http::Uri>()
-            .ok()
-            .and_then(|u| Some((u.scheme()?.clone(), u.authority()?.clone())))
-            .filter(|_| base_url.matches('/').count() == 2);
+        let origin = Origin::parse(&base_url);
         Self {
             service,
             base_url,
             address,
-            breaker: Breaker::new(breaker),
+            breaker: Breaker::new(config.breaker),
             ready: AtomicBool::new(true),
             in_flight: AtomicUsize::new(0),
             origin,
+            connections: Connections::new(config.workers),
             requests: std::sync::RwLock::new(Vec::new()),
             duration: std::sync::OnceLock::new(),
         }
     }
 
-    /// The URI of `path` on this instance.
-    pub fn uri(&self, path: http::uri::PathAndQuery) -> Result<http::Uri, http::Error> {
-        match &self.origin {
-            Some((scheme, authority)) => Ok(http::Uri::builder()
-                .scheme(scheme.clone())
-                .authority(authority.clone())
-                .path_and_query(path)
-                .build()?),
-            None => Ok(format!("{}{path}", self.base_url).parse::<http::Uri>()?),
+    /// How this instance is reached; `None` when its base URL is not an absolute URL.
+    pub fn origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
+    }
+
+    /// The origin-form target of `path` on this instance (behind its base URL's path).
+    pub fn target(&self, path: &http::uri::PathAndQuery) -> Option<http::Uri> {
+        let origin = self.origin.as_ref()?;
+        if origin.prefix.is_empty() {
+            return Some(http::Uri::from(path.clone()));
         }
+        format!("{}{path}", origin.prefix).parse().ok()
     }
 
     /// Counts a forwarded request and its time to the answer's head
@@ -166,7 +198,7 @@ impl Drop for Lease {
 /// The endpoints of one service: the discovered set when there is one, else the static one.
 pub struct Pool {
     service: &'static str,
-    breaker: BreakerConfig,
+    config: PoolConfig,
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
     /// Bumped whenever the set of instances changes (edge auth drops departed keys on it).
     generation: AtomicU64,
@@ -175,10 +207,10 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(service: &'static str, statics: Vec<String>, breaker: BreakerConfig) -> Self {
+    pub fn new(service: &'static str, statics: Vec<String>, config: PoolConfig) -> Self {
         let pool = Self {
             service,
-            breaker,
+            config,
             endpoints: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             statics,
@@ -220,7 +252,7 @@ impl Pool {
                 continue;
             }
             let kept = current.iter().find(|e| e.base_url == url).cloned();
-            next.push(kept.unwrap_or_else(|| Arc::new(Endpoint::new(self.service, url, self.breaker))));
+            next.push(kept.unwrap_or_else(|| Arc::new(Endpoint::new(self.service, url, self.config))));
         }
         let before: Vec<&str> = current.iter().map(|e| e.address.as_str()).collect();
         let after: Vec<&str> = next.iter().map(|e| e.address.as_str()).collect();
@@ -321,7 +353,7 @@ mod tests {
     use super::*;
 
     fn pool(urls: &[&str]) -> Pool {
-        Pool::new("review", urls.iter().map(|s| s.to_string()).collect(), BreakerConfig::default())
+        Pool::new("review", urls.iter().map(|s| s.to_string()).collect(), PoolConfig::default())
     }
 
     #[test]

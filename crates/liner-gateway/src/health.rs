@@ -3,6 +3,9 @@
 //! breaker) until a check passes again. Together with the breaker's passive ejection
 //! this bounds how long a dead instance keeps receiving traffic even before its
 //! discovery lease expires.
+//!
+//! The same loop closes the request path's upstream connections that sat idle too long
+//! (`connections`), so that they go even when no request comes by to notice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +29,9 @@ pub async fn check_until(pools: Vec<Arc<Pool>>, client: PeerClient, interval: Du
             _ = tick.tick() => {}
         }
         let mut probes = JoinSet::new();
+        let now = std::time::Instant::now();
         for endpoint in pools.iter().flat_map(|p| p.endpoints().iter().cloned().collect::<Vec<_>>()) {
+            endpoint.connections.close_idle(now);
             let client = client.clone();
             probes.spawn(async move {
                 let ready = probe(&client, &endpoint, timeout).await;

@@ -28,6 +28,7 @@ pub mod attempt;
 pub mod auth;
 pub mod balance;
 pub mod breaker;
+pub mod connections;
 pub mod edge;
 pub mod health;
 pub mod limits;
@@ -45,11 +46,11 @@ use axum::http::{HeaderValue, Method, header};
 use liner_shared::http::REQUEST_ID;
 use liner_shared::rate::KeyedLimit;
 use liner_shared::server::{Bound, ConnectionOptions};
-use liner_shared::tls::PeerClient;
+use liner_shared::tls::{PeerClient, PeerConnector};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::balance::Pool;
+use crate::balance::{Pool, PoolConfig};
 use crate::breaker::BreakerConfig;
 use crate::limits::RetryBudget;
 use crate::upstreams::{ROUTES, RouteTimeout, StaticRoute};
@@ -304,7 +305,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let mut pools = HashMap::new();
     for (_, service) in ROUTES {
         let statics = settings.upstreams.iter().filter(|r| r.service == *service).map(|r| r.base_url.clone()).collect();
-        pools.insert(*service, Arc::new(Pool::new(service, statics, breaker)));
+        pools
+            .insert(*service, Arc::new(Pool::new(service, statics, PoolConfig { breaker, workers: settings.workers })));
     }
     if let Some(url) = &settings.discovery {
         let credential = liner_discovery::client::Credential::new(settings.discovery_token.resolve()?.as_deref())?;
@@ -353,8 +355,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         .collect();
     let proxy = Arc::new(proxy::Proxy {
         pools,
-        worker_clients: (0..settings.workers).map(|_| PeerClient::new(&client_tls)).collect(),
-        client,
+        connector: PeerConnector::new(&client_tls),
         timeouts,
         default_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
         auth,

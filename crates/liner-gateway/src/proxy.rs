@@ -49,12 +49,13 @@ use hyper::upgrade::OnUpgrade;
 use liner_shared::ApiError;
 use liner_shared::http::{HandleCache, method_label};
 use liner_shared::rate::KeyedLimit;
-use liner_shared::tls::PeerClient;
+use liner_shared::tls::PeerConnector;
 use metrics::{Counter, Histogram};
 
 use crate::attempt::{Outcome, RetryReason};
 use crate::auth::{EdgeAuth, needs_token};
 use crate::balance::Pool;
+use crate::connections::{OutgoingBody, SendError};
 use crate::limits::{RetryBudget, retry_after_secs};
 
 /// The header on every answer the gateway makes up itself.
@@ -63,11 +64,9 @@ pub const GATEWAY_ERROR: &str = "x-liner-error";
 /// Everything a forwarded request needs, shared by all requests.
 pub struct Proxy {
     pub pools: HashMap<&'static str, Arc<Pool>>,
-    /// Plain HTTP, or TLS for `https://` instances when a CA is configured.
-    pub client: PeerClient,
-    /// The same, one per listener worker thread (`--workers`): a pooled upstream
-    /// connection is driven by the runtime that opened it, so each worker keeps its own.
-    pub worker_clients: Vec<PeerClient>,
+    /// Opens upstream connections: plain HTTP, or TLS for `https://` instances when a
+    /// CA is configured (each instance keeps its connections, see `connections`).
+    pub connector: PeerConnector,
     pub timeouts: HashMap<&'static str, Duration>,
     pub default_timeout: Duration,
     pub auth: Option<Arc<EdgeAuth>>,
@@ -171,17 +170,13 @@ fn unavailable(message: impl Into<String>) -> ApiError {
 }
 
 /// The upstream connection closed (or was reset) before an answer started.
-fn broke_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
+fn broke_before_answer(e: &hyper::Error) -> bool {
     use std::error::Error;
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return true;
+    }
     let mut source = e.source();
     while let Some(err) = source {
-        // hyper wraps I/O errors in its own type, so a reset shows up as a hyper error
-        // with an io::Error beneath it: keep walking rather than stop at the wrapper.
-        if let Some(h) = err.downcast_ref::<hyper::Error>()
-            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
-        {
-            return true;
-        }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
         }
@@ -231,17 +226,15 @@ impl Outgoing {
         Self { parts, path, body }
     }
 
-    /// This request, addressed to `endpoint`.
-    fn to(&self, endpoint: &crate::balance::Endpoint) -> Result<Request<Body>, ApiError> {
-        let uri = endpoint
-            .uri(self.path.clone())
-            .map_err(|_| ApiError::bad_request("bad_path", "request path cannot be forwarded"))?;
-        let mut out = Request::new(Body::from(self.body.clone()));
+    /// This request, addressed to `endpoint` (origin-form target, its `Host`).
+    fn to(&self, endpoint: &crate::balance::Endpoint) -> Option<Request<OutgoingBody>> {
+        let (origin, target) = (endpoint.origin()?, endpoint.target(&self.path)?);
+        let mut out = Request::new(OutgoingBody::new(self.body.clone()));
         *out.method_mut() = self.parts.method.clone();
-        *out.uri_mut() = uri;
-        *out.version_mut() = http::Version::HTTP_11;
+        *out.uri_mut() = target;
         *out.headers_mut() = self.parts.headers.clone();
-        Ok(out)
+        out.headers_mut().insert(header::HOST, origin.host.clone());
+        Some(out)
     }
 }
 
@@ -303,9 +296,17 @@ impl Proxy {
         }
     }
 
-    /// The client of the worker thread running this request (see `worker_clients`).
-    fn client(&self) -> &PeerClient {
-        liner_shared::server::worker_index().and_then(|i| self.worker_clients.get(i)).unwrap_or(&self.client)
+    /// Send: `outgoing` to `endpoint`, on one of its connections; the answer's head.
+    async fn send(
+        &self,
+        endpoint: &crate::balance::Endpoint,
+        outgoing: &Outgoing,
+        now: Instant,
+    ) -> Result<Response<Incoming>, SendError> {
+        let (Some(origin), Some(request)) = (endpoint.origin(), outgoing.to(endpoint)) else {
+            return Err(SendError::Connect(format!("{} is not an absolute URL", endpoint.base_url).into()));
+        };
+        endpoint.connections.send(&self.connector, &origin.uri, request, now).await
     }
 
     /// Admission: the rate limit per client address (429 + `Retry-After`).
@@ -380,9 +381,9 @@ impl Proxy {
                 return Err(last_error.unwrap_or_else(|| unavailable(format!("no healthy {service} instance"))));
             };
             tried.push(lease.endpoint.clone());
-            let request = outgoing.to(&lease.endpoint)?;
             let sent = Instant::now();
-            let (outcome, answer) = classify(tokio::time::timeout(timeout, self.client().request(request)).await);
+            let exchange = self.send(&lease.endpoint, outgoing, sent);
+            let (outcome, answer) = classify(tokio::time::timeout(timeout, exchange).await);
             lease.finish(outcome, sent.elapsed());
             let upstream = &lease.endpoint.address;
             tracing::Span::current().record("upstream", tracing::field::display(upstream));
@@ -462,21 +463,18 @@ impl Proxy {
 
 /// Classify: what one try ended with, and its answer when there was one.
 fn classify(
-    result: Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, tokio::time::error::Elapsed>,
+    result: Result<Result<Response<Incoming>, SendError>, tokio::time::error::Elapsed>,
 ) -> (Outcome, Option<Response<Incoming>>) {
     match result {
         Ok(Ok(res)) => (Outcome::Answered(res.status()), Some(res)),
         Err(_) => (Outcome::TimedOut, None),
-        Ok(Err(e)) => {
+        Ok(Err(SendError::Connect(e))) => {
+            tracing::debug!(error = %e, "cannot connect upstream");
+            (Outcome::ConnectFailed, None)
+        }
+        Ok(Err(SendError::Exchange(e))) => {
             tracing::debug!(error = %e, "upstream exchange failed");
-            let outcome = if e.is_connect() {
-                Outcome::ConnectFailed
-            } else if broke_before_answer(&e) {
-                Outcome::BrokeBeforeAnswer
-            } else {
-                Outcome::Failed
-            };
-            (outcome, None)
+            (if broke_before_answer(&e) { Outcome::BrokeBeforeAnswer } else { Outcome::Failed }, None)
         }
     }
 }

@@ -152,14 +152,11 @@ impl Default for PeerClient {
 
 impl PeerClient {
     pub fn new(tls: &ClientTls) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(Duration::from_secs(30));
-        match tls.connector(http.clone(), false, true) {
-            Some(https) => Self::Tls(builder.build(https)),
-            None => Self::Plain(builder.build(http)),
+        match PeerConnector::new(tls) {
+            PeerConnector::Tls(https) => Self::Tls(builder.build(https)),
+            PeerConnector::Plain(http) => Self::Plain(builder.build(http)),
         }
     }
 
@@ -182,6 +179,42 @@ impl PeerClient {
             Ok::<_, anyhow::Error>((status, body))
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| anyhow::anyhow!("no answer within {timeout:?}"))?
+    }
+}
+
+/// An error opening a connection (the connectors' own error type).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connection opened by [`PeerConnector`]: TLS for `https://` peers, plain TCP else.
+pub type PeerStream = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
+/// What [`PeerClient`] connects with (no Nagle delay, a short connect timeout, TLS for
+/// `https://` peers when a CA is configured), for a caller that keeps its connections
+/// itself: the gateway's request path (`liner-gateway`'s `connections`).
+#[derive(Clone, Debug)]
+pub enum PeerConnector {
+    Plain(HttpConnector),
+    Tls(HttpsConnector),
+}
+
+impl PeerConnector {
+    pub fn new(tls: &ClientTls) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        match tls.connector(http.clone(), false, true) {
+            Some(https) => Self::Tls(https),
+            None => Self::Plain(http),
+        }
+    }
+
+    /// Opens a connection to `origin` (`scheme://authority`).
+    pub async fn connect(&self, origin: http::Uri) -> Result<PeerStream, BoxError> {
+        use tower::Service;
+        match self.clone() {
+            Self::Plain(mut http) => Ok(hyper_rustls::MaybeHttpsStream::Http(http.call(origin).await?)),
+            Self::Tls(mut https) => https.call(origin).await,
+        }
     }
 }
 

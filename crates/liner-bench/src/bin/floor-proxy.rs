@@ -1,23 +1,28 @@
 //! The floor of a hyper reverse proxy on this machine: hyper's HTTP/1.1 server in front
-//! of hyper-util's pooled client (the gateway's own client), and nothing else — no
-//! router, middleware, limits, metrics, logging or header rewriting. `scripts/bench-gateway`
+//! of the gateway's own upstream connections (`liner_gateway::connections`: hyper's
+//! HTTP/1.1 client connections, kept per worker), and nothing else — no router,
+//! middleware, limits, metrics, logging or header rewriting beyond `Host`. `scripts/bench-gateway`
 //! runs it beside NGINX and the gateway, so the gateway's figure splits into what hyper
 //! and tokio cost and what the gateway's own layers add.
 //!
 //!   floor-proxy --listen 127.0.0.1:18083 --upstream 127.0.0.1:18080 [--per-core N]
 //!
 //! Loopback only. `--per-core N` runs N single-threaded runtimes, each with its own
-//! `SO_REUSEPORT` listener and its own client (NGINX's worker-per-core shape) instead
-//! of one multi-threaded runtime.
+//! `SO_REUSEPORT` listener and its own connections (NGINX's worker-per-core shape)
+//! instead of one multi-threaded runtime.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use liner_gateway::connections::{Connections, OutgoingBody};
+use liner_shared::tls::{ClientTls, PeerConnector};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -47,9 +52,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(listen: SocketAddr, upstream: SocketAddr, reuse_port: bool) -> anyhow::Result<()> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build(connector);
+    let connector = Arc::new(PeerConnector::new(&ClientTls::default()));
+    let connections = Arc::new(Connections::new(0));
+    let origin: hyper::Uri = format!("http://{upstream}/").parse()?;
+    let host = hyper::header::HeaderValue::from_str(&upstream.to_string())?;
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(reuse_port)?;
@@ -58,23 +64,22 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr, reuse_port: bool) -> an
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
-        let client = client.clone();
+        let (connector, connections, origin, host) =
+            (connector.clone(), connections.clone(), origin.clone(), host.clone());
         tokio::spawn(async move {
-            let forward = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                let client = client.clone();
+            let forward = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (connector, connections, origin, host) =
+                    (connector.clone(), connections.clone(), origin.clone(), host.clone());
                 async move {
-                    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                    let uri = format!("http://{upstream}{path}").parse();
-                    let res = match uri {
-                        Ok(uri) => {
-                            *req.uri_mut() = uri;
-                            client.request(req).await.ok()
-                        }
-                        Err(_) => None,
-                    };
+                    let (mut parts, body) = req.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    parts.headers.insert(hyper::header::HOST, host);
+                    let req = Request::from_parts(parts, OutgoingBody::new(body));
+                    let res = connections.send(&connector, &origin, req, Instant::now()).await.ok();
                     Ok::<_, Infallible>(res.map_or_else(
                         || {
-                            let mut bad = Response::new(http_body_util::Either::Right(http_body_util::Empty::new()));
+                            let mut bad =
+                                Response::new(http_body_util::Either::Right(http_body_util::Empty::<Bytes>::new()));
                             *bad.status_mut() = hyper::StatusCode::BAD_GATEWAY;
                             bad
                         },
