@@ -448,16 +448,18 @@ impl Proxy {
     /// methods only, others as `other`) and status.
     fn logging(&self, service: &'static str, method: &Method, status: StatusCode, started: Instant) {
         let method = method_label(method);
-        let (count, duration) = self.metrics.get(service, method, status.as_u16(), || {
+        let make = || {
             let labels =
                 [("route", service.to_owned()), ("method", method.to_owned()), ("status", status.as_str().to_owned())];
             (
                 metrics::counter!("gateway_requests_total", &labels),
                 metrics::histogram!("gateway_request_duration_seconds", &labels[..1]),
             )
+        };
+        self.metrics.observe(service, method, status.as_u16(), make, |(count, duration)| {
+            count.increment(1);
+            duration.record(started.elapsed().as_secs_f64());
         });
-        count.increment(1);
-        duration.record(started.elapsed().as_secs_f64());
     }
 }
 

@@ -210,35 +210,47 @@ pub struct HandleCache<V> {
 /// One cached label set (route, method label, status) and its handles.
 type Entry<V> = (String, &'static str, u16, V);
 
-impl<V: Clone> Default for HandleCache<V> {
+impl<V> Default for HandleCache<V> {
     fn default() -> Self {
         Self { hasher: std::hash::RandomState::new(), map: RwLock::new(HashMap::new()) }
     }
 }
 
-impl<V: Clone> HandleCache<V> {
-    /// The handles for (`route`, `method`, `status`), made by `make` the first time;
-    /// `method` is a [`method_label`].
-    pub fn get(&self, route: &str, method: &'static str, status: u16, make: impl FnOnce() -> V) -> V {
+impl<V> HandleCache<V> {
+    /// Hands the handles for (`route`, `method`, `status`), made by `make` the first
+    /// time, to `observe`; `method` is a [`method_label`]. On a hit they are used under
+    /// the read lock, not cloned out: a clone and a drop of each handle would be two more
+    /// atomic operations on a count that every thread serving requests shares.
+    pub fn observe(
+        &self,
+        route: &str,
+        method: &'static str,
+        status: u16,
+        make: impl FnOnce() -> V,
+        observe: impl FnOnce(&V),
+    ) {
         let mut h = self.hasher.build_hasher();
         route.hash(&mut h);
         method.hash(&mut h);
         status.hash(&mut h);
         let key = h.finish();
-        let found = |list: &Vec<Entry<V>>| {
-            list.iter().find(|(r, m, s, _)| r == route && *m == method && *s == status).map(|e| e.3.clone())
-        };
-        if let Some(v) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(found) {
-            return v;
+        let found =
+            |list: &Vec<Entry<V>>| list.iter().position(|(r, m, s, _)| r == route && *m == method && *s == status);
+        {
+            let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = map.get(&key)
+                && let Some(i) = found(list)
+            {
+                return observe(&list[i].3);
+            }
         }
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let list = map.entry(key).or_default();
-        if let Some(v) = found(list) {
-            return v;
-        }
-        let v = make();
-        list.push((route.to_owned(), method, status, v.clone()));
-        v
+        let i = found(list).unwrap_or_else(|| {
+            list.push((route.to_owned(), method, status, make()));
+            list.len() - 1
+        });
+        observe(&list[i].3);
     }
 }
 
@@ -272,7 +284,7 @@ async fn record_metrics(
     let res = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
     let status = res.status().as_u16();
-    let (count, duration) = handles.get(route, method, status, || {
+    let make = || {
         let labels = [
             ("service", service.to_owned()),
             ("route", route.to_owned()),
@@ -283,9 +295,11 @@ async fn record_metrics(
             metrics::counter!("http_requests_total", &labels),
             metrics::histogram!("http_request_duration_seconds", &labels[..3]),
         )
+    };
+    handles.observe(route, method, status, make, |(count, duration)| {
+        count.increment(1);
+        duration.record(started.elapsed().as_secs_f64());
     });
-    count.increment(1);
-    duration.record(started.elapsed().as_secs_f64());
     res
 }
 
@@ -305,31 +319,42 @@ mod tests {
     #[test]
     fn handle_cache_makes_each_label_set_once() {
         let cache: HandleCache<u32> = HandleCache::default();
+        fn get(
+            cache: &HandleCache<u32>,
+            route: &str,
+            method: &'static str,
+            status: u16,
+            make: impl FnOnce() -> u32,
+        ) -> u32 {
+            let mut seen = 0;
+            cache.observe(route, method, status, make, |v| seen = *v);
+            seen
+        }
         let mut made = 0;
         for _ in 0..3 {
             assert_eq!(
-                cache.get("/a", "GET", 200, || {
+                get(&cache, "/a", "GET", 200, || {
                     made += 1;
                     1
                 }),
                 1
             );
             assert_eq!(
-                cache.get("/a", "POST", 200, || {
+                get(&cache, "/a", "POST", 200, || {
                     made += 1;
                     2
                 }),
                 2
             );
             assert_eq!(
-                cache.get("/a", "GET", 404, || {
+                get(&cache, "/a", "GET", 404, || {
                     made += 1;
                     3
                 }),
                 3
             );
             assert_eq!(
-                cache.get("/b", "GET", 200, || {
+                get(&cache, "/b", "GET", 200, || {
                     made += 1;
                     4
                 }),

@@ -173,8 +173,13 @@ impl Bound {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
-            let connection =
-                Connection { service: for_peer(peer), protocols: protocols.clone(), stop: token.clone(), peer, slot };
+            let connection = Connection {
+                service: for_peer(peer),
+                protocols: protocols.clone(),
+                stop: token.child_token(),
+                peer,
+                slot,
+            };
             let tls = tls.clone();
             let header_timeout = options.header_timeout;
             let serve = move |tcp: tokio::net::TcpStream| async move {
@@ -401,9 +406,15 @@ where
 }
 
 /// Runs a connection to its end; once `stop` is cancelled, asks it to finish.
+///
+/// `stop` is the connection's own child of the listener's token: the wait on it is
+/// polled every time the connection wakes (several times per request), and each poll
+/// takes the token's lock, which one token shared by every connection would make a lock
+/// that all worker threads take in turn.
 async fn drive<C: Graceful>(connection: C, stop: CancellationToken, peer: SocketAddr, slot: Slot) {
     let mut connection = std::pin::pin!(connection);
     let ended = tokio::select! {
+        biased; // the connection first: no random pick per wake-up
         ended = connection.as_mut() => ended,
         () = stop.cancelled() => {
             connection.as_mut().shutdown();
