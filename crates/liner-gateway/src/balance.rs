@@ -94,13 +94,13 @@ impl Endpoint {
         self.origin.as_ref()
     }
 
-    /// The origin-form target of `path` on this instance (behind its base URL's path).
+    /// The origin-form target of `path` on this instance (behind its base URL's path);
+    /// `None` when the two do not make a valid target.
     pub fn target(&self, path: &http::uri::PathAndQuery) -> Option<http::Uri> {
-        let origin = self.origin.as_ref()?;
-        if origin.prefix.is_empty() {
-            return Some(http::Uri::from(path.clone()));
+        match self.origin.as_ref().map_or("", |o| o.prefix.as_str()) {
+            "" => Some(http::Uri::from(path.clone())),
+            prefix => format!("{prefix}{path}").parse().ok(),
         }
-        format!("{}{path}", origin.prefix).parse().ok()
     }
 
     /// Counts a forwarded request and its time to the answer's head
@@ -357,6 +357,20 @@ mod tests {
 
     fn pool(urls: &[&str]) -> Pool {
         Pool::new("review", urls.iter().map(|s| s.to_string()).collect(), PoolConfig::default())
+    }
+
+    #[test]
+    fn requests_are_sent_in_origin_form_behind_the_base_path() {
+        let p = pool(&["http://a:1", "http://b:2/base/", "not a url"]);
+        let path = http::uri::PathAndQuery::from_static("/api/x?y=1");
+        let eps = p.endpoints();
+        let targets: Vec<_> = eps.iter().map(|e| e.target(&path).map(|t| t.to_string())).collect();
+        assert_eq!(targets, [Some("/api/x?y=1".into()), Some("/base/api/x?y=1".into()), Some("/api/x?y=1".into())]);
+        assert_eq!(
+            eps[1].origin().map(|o| (o.uri.to_string(), o.host.clone())),
+            Some(("http://b:2/".into(), "b:2".parse().unwrap()))
+        );
+        assert!(eps[2].origin().is_none(), "no host to connect to");
     }
 
     #[test]

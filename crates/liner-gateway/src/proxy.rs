@@ -226,15 +226,14 @@ impl Outgoing {
         Self { parts, path, body }
     }
 
-    /// This request, addressed to `endpoint` (origin-form target, its `Host`).
-    fn to(&self, endpoint: &crate::balance::Endpoint) -> Option<Request<OutgoingBody>> {
-        let (origin, target) = (endpoint.origin()?, endpoint.target(&self.path)?);
+    /// This request, sent to `target` (origin-form) on `host`.
+    fn to(&self, target: http::Uri, host: &HeaderValue) -> Request<OutgoingBody> {
         let mut out = Request::new(OutgoingBody::new(self.body.clone()));
         *out.method_mut() = self.parts.method.clone();
         *out.uri_mut() = target;
         *out.headers_mut() = self.parts.headers.clone();
-        out.headers_mut().insert(header::HOST, origin.host.clone());
-        Some(out)
+        out.headers_mut().insert(header::HOST, host.clone());
+        out
     }
 }
 
@@ -296,16 +295,19 @@ impl Proxy {
         }
     }
 
-    /// Send: `outgoing` to `endpoint`, on one of its connections; the answer's head.
+    /// Send: `outgoing` to `target` on `endpoint`, on one of its connections; the
+    /// answer's head. An instance whose base URL names no host cannot be reached at all.
     async fn send(
         &self,
         endpoint: &crate::balance::Endpoint,
         outgoing: &Outgoing,
+        target: http::Uri,
         now: Instant,
     ) -> Result<Response<Incoming>, SendError> {
-        let (Some(origin), Some(request)) = (endpoint.origin(), outgoing.to(endpoint)) else {
+        let Some(origin) = endpoint.origin() else {
             return Err(SendError::Connect(format!("{} is not an absolute URL", endpoint.base_url).into()));
         };
+        let request = outgoing.to(target, &origin.host);
         endpoint.connections.send(&self.connector, &origin.uri, request, now).await
     }
 
@@ -381,8 +383,14 @@ impl Proxy {
                 return Err(last_error.unwrap_or_else(|| unavailable(format!("no healthy {service} instance"))));
             };
             tried.push(lease.endpoint.clone());
+            // A path the instance's base URL cannot carry is the request's fault: 400,
+            // with nothing told to the breaker.
+            let target = lease
+                .endpoint
+                .target(&outgoing.path)
+                .ok_or_else(|| ApiError::bad_request("bad_path", "request path cannot be forwarded"))?;
             let sent = Instant::now();
-            let exchange = self.send(&lease.endpoint, outgoing, sent);
+            let exchange = self.send(&lease.endpoint, outgoing, target, sent);
             let (outcome, answer) = classify(tokio::time::timeout(timeout, exchange).await);
             lease.finish(outcome, sent.elapsed());
             let upstream = &lease.endpoint.address;
