@@ -238,7 +238,7 @@ thread_local! {
 }
 
 /// Which of a listener's worker threads runs this code, if any (for per-worker state,
-/// such as a client whose pooled connections should stay on the thread that uses them).
+/// such as the gateway's upstream connections, which stay on the thread that drives them).
 pub fn worker_index() -> Option<usize> {
     WORKER_INDEX.with(std::cell::Cell::get)
 }
