@@ -21,7 +21,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -50,8 +50,8 @@ pub struct ConnectionOptions {
     /// Serve HTTP/1.1 only, with the header deadline from the first byte on.
     pub http1_only: bool,
     /// 0: connections are served on the caller's runtime. N: on N threads of their own,
-    /// each a single-threaded runtime, accepted connections dealt out in turn (see
-    /// [`Workers`]).
+    /// each a single-threaded runtime, accepted connections packed onto the first that
+    /// is not busy (see [`Workers`]).
     pub workers: usize,
 }
 
@@ -222,15 +222,36 @@ impl Bound {
 /// less CPU per request this way than on one work-stealing runtime (docs/BENCHMARKS.md,
 /// issue 7: `LINER_GATEWAY_WORKERS=0` against the default): a request's wake-ups, its
 /// upstream exchange and its answer stay on one thread, with no stealing and no
-/// cross-thread wake-up. Connections are dealt out in turn rather than through
-/// `SO_REUSEPORT` listeners, so there is one socket, port 0 works, and the balance does
-/// not depend on a hash of the client's port.
+/// cross-thread wake-up. There is one socket, so port 0 works.
+///
+/// Connections are packed, not spread ([`Workers::pick`]): a new one goes to the first
+/// worker that was busy less than [`SPILL_AT`] of the last [`LOAD_SAMPLE`], and only
+/// when every worker is that busy to the least busy one. This is where NGINX's workers
+/// end up too (the worker that wakes for a connection takes all that wait, and a busy
+/// one is not waiting): light load stays on one thread, and the other cores are left to
+/// whatever shares the machine, instead of every worker thread queueing for a core
+/// behind it. On the bench machine (the load generator and the upstream on the same two
+/// cores) dealing connections out in turn put the gateway's p99 at twice NGINX's; packed,
+/// it is NGINX's (docs/BENCHMARKS.md, issue 7).
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
-    next: std::cell::Cell<usize>,
+    /// Each worker's busy time when last sampled, and its busy share since the sample before.
+    load: std::cell::RefCell<Load>,
     /// Cancelled when the listener is done, or dropped: the threads end then.
     stop: tokio_util::sync::DropGuard,
     stopped: Vec<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// How often the workers' busy shares are re-sampled (on an accept, never in between).
+const LOAD_SAMPLE: Duration = Duration::from_millis(100);
+
+/// The busy share past which a worker takes no new connections while another is below it.
+const SPILL_AT: f64 = 0.75;
+
+struct Load {
+    sampled: Instant,
+    busy: Vec<Duration>,
+    share: Vec<f64>,
 }
 
 thread_local! {
@@ -261,14 +282,33 @@ impl Workers {
                 let _ = done.send(());
             })?;
         }
-        Ok(Self { handles, next: std::cell::Cell::new(0), stop: stop.drop_guard(), stopped })
+        let load = Load { sampled: Instant::now(), busy: vec![Duration::ZERO; count], share: vec![0.0; count] };
+        Ok(Self { handles, load: std::cell::RefCell::new(load), stop: stop.drop_guard(), stopped })
     }
 
-    /// The worker for the next connection, in turn; `None` without workers.
+    /// The worker for the next connection (see [`Workers::pick`]); `None` without workers.
     fn next(&self) -> Option<&tokio::runtime::Handle> {
-        let i = self.next.get();
-        self.next.set((i + 1) % self.handles.len().max(1));
-        self.handles.get(i)
+        self.pick(Instant::now()).map(|i| &self.handles[i])
+    }
+
+    /// Packing: the first worker busy less than [`SPILL_AT`] of the last sample, else the
+    /// least busy one. Busy shares are re-sampled at most every [`LOAD_SAMPLE`].
+    fn pick(&self, now: Instant) -> Option<usize> {
+        let mut load = self.load.borrow_mut();
+        let elapsed = now.saturating_duration_since(load.sampled);
+        if elapsed >= LOAD_SAMPLE {
+            for (i, handle) in self.handles.iter().enumerate() {
+                let busy = handle.metrics().worker_total_busy_duration(0);
+                load.share[i] = busy.saturating_sub(load.busy[i]).as_secs_f64() / elapsed.as_secs_f64();
+                load.busy[i] = busy;
+            }
+            load.sampled = now;
+        }
+        let shares = &load.share;
+        shares
+            .iter()
+            .position(|&share| share < SPILL_AT)
+            .or_else(|| (0..shares.len()).min_by(|&a, &b| shares[a].total_cmp(&shares[b])))
     }
 
     async fn stop(self) {
@@ -496,5 +536,33 @@ mod tests {
         drop(first);
         assert!(per_address.open(a).is_some(), "a closed connection frees its slot");
         assert!(per_address.open.lock().unwrap().get(&b).is_none(), "closed addresses are forgotten");
+    }
+
+    #[test]
+    fn connections_are_packed_onto_the_first_worker_until_it_is_busy() {
+        let workers = Workers::start(2).expect("workers");
+        let start = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(workers.pick(Instant::now()), Some(0), "idle workers: the first takes every connection");
+        }
+        // Worker 0 busy: one task that blocks its thread until released.
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = release.clone();
+        workers.handles[0].spawn(async move {
+            while !held.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let deadline = start + Duration::from_secs(10);
+        let spilled = loop {
+            std::thread::sleep(LOAD_SAMPLE);
+            match workers.pick(Instant::now()) {
+                Some(1) => break true,
+                _ if Instant::now() > deadline => break false,
+                _ => {}
+            }
+        };
+        release.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(spilled, "a busy first worker passes new connections to the idle second one");
     }
 }
