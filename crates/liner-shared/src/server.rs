@@ -545,12 +545,15 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(workers.pick(Instant::now()), Some(0), "idle workers: the first takes every connection");
         }
-        // Worker 0 busy: one task that blocks its thread until released.
+        // Worker 0 busy: a task that holds its thread a millisecond at a time until
+        // released, yielding in between (a worker reports its busy time when it turns to
+        // its I/O driver, which it does between tasks, never during one).
         let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let held = release.clone();
         workers.handles[0].spawn(async move {
             while !held.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(1));
+                tokio::task::yield_now().await;
             }
         });
         let deadline = start + Duration::from_secs(10);
