@@ -391,7 +391,8 @@ impl Proxy {
                 .ok_or_else(|| ApiError::bad_request("bad_path", "request path cannot be forwarded"))?;
             let sent = Instant::now();
             let exchange = self.send(&lease.endpoint, outgoing, target, sent);
-            let (outcome, answer) = classify(tokio::time::timeout(timeout, exchange).await);
+            let deadline = tokio::time::Instant::from_std(sent) + timeout; // one clock read, not two
+            let (outcome, answer) = classify(tokio::time::timeout_at(deadline, exchange).await);
             lease.finish(outcome, sent.elapsed());
             let upstream = &lease.endpoint.address;
             tracing::Span::current().record("upstream", tracing::field::display(upstream));
