@@ -231,8 +231,9 @@ impl Bound {
 /// one is not waiting): light load stays on one thread, and the other cores are left to
 /// whatever shares the machine, instead of every worker thread queueing for a core
 /// behind it. On the bench machine (the load generator and the upstream on the same two
-/// cores) dealing connections out in turn put the gateway's p99 at twice NGINX's; packed,
-/// it is NGINX's (docs/BENCHMARKS.md, issue 7).
+/// cores) dealing connections out in turn put the gateway's p99 at 2.5 times NGINX's;
+/// packed, it is within 0.15 ms of NGINX's or below it (docs/BENCHMARKS.md, issue 7).
+/// The price: connections opened together stay on the worker they land on, as in NGINX.
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
     /// Each worker's busy time when last sampled, and its busy share since the sample before.
