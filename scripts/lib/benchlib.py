@@ -8,6 +8,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,40 @@ def wait_http(url, timeout=30):
         except Exception:
             time.sleep(0.1)
     raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def stop(procs, timeout=15):
+    """SIGTERM to each process, then waits for each; one that outstays `timeout` is killed."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# The gateway benchmarks' legs (scripts/bench-gateway, scripts/profile-gateway): the
+# referee's bare-http with a 2 KB answer on :18080, and what fronts it.
+BARE_HTTP_URL = "http://127.0.0.1:18080/"
+
+
+def bare_http_command(bare_http):
+    return [str(bare_http), "--addr", "127.0.0.1:18080", "--size", "2048"]
+
+
+def floor_proxy_command(floor_proxy):
+    """hyper's server and the gateway's upstream connections only, a runtime per core."""
+    return [str(floor_proxy), "--listen", "127.0.0.1:18083", "--upstream", "127.0.0.1:18080",
+            "--per-core", str(os.cpu_count() or 1)]
+
+
+def gateway_command(liner, port, access_log=False):
+    """The gateway in front of bare-http, with what bare-http cannot take part in off:
+    rate limits, edge auth (it issues no tokens), and the access log unless asked."""
+    return [str(liner), "gateway", "--listen", f"127.0.0.1:{port}", "--upstream", "review=http://127.0.0.1:18080",
+            "--rate-limit-ip", "0", "--rate-limit-user", "0", "--edge-auth", "false",
+            "--access-log", "true" if access_log else "false"]
 
 
 def to_ms(value, unit):

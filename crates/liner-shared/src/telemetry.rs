@@ -44,11 +44,12 @@ type Filtered = tracing_subscriber::layer::Layered<Box<dyn Layer<Registry> + Sen
 /// (`info` when they parse as neither).
 fn filter(directives: &str) -> Box<dyn Layer<Registry> + Send + Sync> {
     // `Targets` would take `[span]` for a target's name: the span syntax decides first.
-    let by_span = directives.contains(['[', '{']);
-    match directives.parse::<Targets>() {
-        Ok(targets) if !by_span => Box::new(targets),
-        _ => Box::new(EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"))),
+    if !directives.contains(['[', '{'])
+        && let Ok(targets) = directives.parse::<Targets>()
+    {
+        return Box::new(targets);
     }
+    Box::new(EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info")))
 }
 
 /// The text format's fields without colours, written as `DefaultFields` writes them
