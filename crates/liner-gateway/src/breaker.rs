@@ -18,6 +18,7 @@
 //! late and changes nothing.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -88,11 +89,19 @@ pub enum Admission {
 pub struct Breaker {
     config: BreakerConfig,
     inner: Mutex<(Inner, u64)>,
+    /// `inner` is `Closed { failures: 0 }`: every request is admitted and a success
+    /// changes nothing, so the common case reads this flag instead of the clock and
+    /// the lock (written under the lock whenever `inner` changes).
+    healthy: AtomicBool,
 }
 
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
-        Self { config, inner: Mutex::new((Inner::Closed { failures: 0 }, 0)) }
+        Self { config, inner: Mutex::new((Inner::Closed { failures: 0 }, 0)), healthy: AtomicBool::new(true) }
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Inner, u64)> {
@@ -116,6 +125,9 @@ impl Breaker {
 
     /// Could a request be admitted now (without taking the probe slot)?
     pub fn available(&self) -> bool {
+        if self.is_healthy() {
+            return true;
+        }
         let now = Instant::now();
         let mut guard = self.lock();
         self.advance(&mut guard.0, now);
@@ -129,6 +141,9 @@ impl Breaker {
     /// Admits a request, or None when the breaker is open (or half-open with its
     /// probe in flight).
     pub fn admit(&self) -> Option<Admission> {
+        if self.is_healthy() {
+            return Some(Admission::Normal);
+        }
         let now = Instant::now();
         let mut guard = self.lock();
         let (inner, probes) = &mut *guard;
@@ -151,6 +166,9 @@ impl Breaker {
     /// Records how a request admitted as `admission` ended; returns the new state when
     /// it changed.
     pub fn record(&self, admission: Admission, outcome: Outcome) -> Option<State> {
+        if !outcome.is_failure() && self.is_healthy() {
+            return None; // closed with no failures stays so
+        }
         let now = Instant::now();
         let mut guard = self.lock();
         let inner = &mut guard.0;
@@ -183,6 +201,7 @@ impl Breaker {
         if let Some(next) = next {
             *inner = next;
         }
+        self.healthy.store(matches!(inner, Inner::Closed { failures: 0 }), Ordering::Release);
         let after = discriminant(inner);
         (before != after).then_some(after)
     }
