@@ -98,10 +98,16 @@ impl<W: fmt::Write> Visit for PlainVisitor<'_, W> {
             return;
         }
         let separator = if std::mem::take(&mut self.first) { "" } else { " " };
-        self.result = match field.name() {
-            "message" => write!(self.out, "{separator}{value:?}"),
-            name => write!(self.out, "{separator}{}={value:?}", name.strip_prefix("r#").unwrap_or(name)),
-        };
+        // Name and separators as plain strings: only the value needs the formatter.
+        let out = &mut *self.out;
+        self.result = out.write_str(separator).and_then(|()| match field.name() {
+            "message" => write!(out, "{value:?}"),
+            name => {
+                out.write_str(name.strip_prefix("r#").unwrap_or(name))?;
+                out.write_char('=')?;
+                write!(out, "{value:?}")
+            }
+        });
     }
 }
 
