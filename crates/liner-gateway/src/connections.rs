@@ -102,14 +102,9 @@ impl Connections {
                 },
             }
         }
-        let io = connector.connect(origin.clone()).await.map_err(SendError::Connect)?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(io).await.map_err(|e| SendError::Connect(e.into()))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
+        // Boxed: opening a connection is rare, and its state (the TLS connector's, the
+        // handshake's) is the largest part of this future, which every request carries.
+        let mut sender = Box::pin(open(connector, origin)).await?;
         let sending = sender.try_send_request(request);
         self.here().push(Kept { sender, last_used: now });
         sending.await.map_err(|failed| SendError::Exchange(failed.into_error()))
@@ -126,6 +121,19 @@ impl Connections {
     pub fn count(&self) -> usize {
         self.per_worker.iter().map(|list| list.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
     }
+}
+
+/// A new connection to `origin`, driven by a task on this runtime.
+async fn open(connector: &PeerConnector, origin: &Uri) -> Result<SendRequest<OutgoingBody>, SendError> {
+    let io = connector.connect(origin.clone()).await.map_err(SendError::Connect)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(io).await.map_err(|e| SendError::Connect(e.into()))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 /// The newest ready connection, marked used at `now`; spent ones met on the way are

@@ -52,7 +52,7 @@ use liner_shared::rate::KeyedLimit;
 use liner_shared::tls::PeerConnector;
 use metrics::{Counter, Histogram};
 
-use crate::attempt::{Outcome, RetryReason};
+use crate::attempt::Outcome;
 use crate::auth::{EdgeAuth, needs_token};
 use crate::balance::Pool;
 use crate::connections::{OutgoingBody, SendError};
@@ -226,12 +226,13 @@ impl Outgoing {
         Self { parts, path, body }
     }
 
-    /// This request, sent to `target` (origin-form) on `host`.
-    fn to(&self, target: http::Uri, host: &HeaderValue) -> Request<OutgoingBody> {
+    /// This request, sent to `target` (origin-form) on `host`. The headers are copied
+    /// only when another attempt may follow (`again`); the last one takes them.
+    fn to(&mut self, target: http::Uri, host: &HeaderValue, again: bool) -> Request<OutgoingBody> {
         let mut out = Request::new(OutgoingBody::new(self.body.clone()));
         *out.method_mut() = self.parts.method.clone();
         *out.uri_mut() = target;
-        *out.headers_mut() = self.parts.headers.clone();
+        *out.headers_mut() = if again { self.parts.headers.clone() } else { std::mem::take(&mut self.parts.headers) };
         out.headers_mut().insert(header::HOST, host.clone());
         out
     }
@@ -286,7 +287,7 @@ impl Proxy {
         };
         let forwarded_for = if client == peer.addr.ip() { peer.forwarded_for.clone() } else { forwarded_for(client) };
         let outgoing = Outgoing::new(parts, body, forwarded_for, upgrade);
-        let res = self.forward(service, &outgoing).await?;
+        let res = self.forward(service, outgoing).await?;
         match client_side {
             Some(client_side) if res.status() == StatusCode::SWITCHING_PROTOCOLS => {
                 Ok(self.tunnel(service, client_side, res))
@@ -295,19 +296,21 @@ impl Proxy {
         }
     }
 
-    /// Send: `outgoing` to `target` on `endpoint`, on one of its connections; the
-    /// answer's head. An instance whose base URL names no host cannot be reached at all.
+    /// Send: `outgoing` to `target` on `endpoint`, on one of its connections (`again`:
+    /// another attempt may follow); the answer's head. An instance whose base URL
+    /// names no host cannot be reached at all.
     async fn send(
         &self,
         endpoint: &crate::balance::Endpoint,
-        outgoing: &Outgoing,
+        outgoing: &mut Outgoing,
         target: http::Uri,
+        again: bool,
         now: Instant,
     ) -> Result<Response<Incoming>, SendError> {
         let Some(origin) = endpoint.origin() else {
             return Err(SendError::Connect(format!("{} is not an absolute URL", endpoint.base_url).into()));
         };
-        let request = outgoing.to(target, &origin.host);
+        let request = outgoing.to(target, &origin.host, again);
         endpoint.connections.send(&self.connector, &origin.uri, request, now).await
     }
 
@@ -327,7 +330,8 @@ impl Proxy {
         if !needs_token(&parts.method, parts.uri.path(), upgrade) {
             return Ok(());
         }
-        let claims = auth.check(parts, upgrade).await?;
+        // Boxed: only writes carry this future's state (a key fetch's), not every request.
+        let claims = Box::pin(auth.check(parts, upgrade)).await?;
         if let Some(limit) = &self.user_limit
             && let Err(wait) = limit.check(&claims.sub)
         {
@@ -370,7 +374,7 @@ impl Proxy {
 
     /// (pick → send → classify)*: tries instances until one answers, or the outcome,
     /// the attempt cap or the retry budget says to stop.
-    async fn forward(&self, service: &'static str, outgoing: &Outgoing) -> Result<Response<Incoming>, ApiError> {
+    async fn forward(&self, service: &'static str, mut outgoing: Outgoing) -> Result<Response<Incoming>, ApiError> {
         let Some(pool) = self.pools.get(service) else {
             return Err(unavailable(format!("no {service} instance")));
         };
@@ -389,16 +393,18 @@ impl Proxy {
                 .endpoint
                 .target(&outgoing.path)
                 .ok_or_else(|| ApiError::bad_request("bad_path", "request path cannot be forwarded"))?;
+            // Decided before the try, so that the last one need not keep a copy to retry with.
+            let again = tried.len() < self.max_attempts && pool.has_other(&tried);
             let sent = Instant::now();
-            let exchange = self.send(&lease.endpoint, outgoing, target, sent);
             let deadline = tokio::time::Instant::from_std(sent) + timeout; // one clock read, not two
-            let (outcome, answer) = classify(tokio::time::timeout_at(deadline, exchange).await);
+            let exchange =
+                tokio::time::timeout_at(deadline, self.send(&lease.endpoint, &mut outgoing, target, again, sent));
+            let (outcome, answer) = classify(exchange.await);
             lease.finish(outcome, sent.elapsed());
             let upstream = &lease.endpoint.address;
             tracing::Span::current().record("upstream", tracing::field::display(upstream));
             if let Some(reason) = outcome.retry_reason(&outgoing.parts.method)
-                && (reason != RetryReason::Unavailable || pool.has_other(&tried))
-                && tried.len() < self.max_attempts
+                && again
                 && self.retry_budget.withdraw()
             {
                 tracing::info!(%service, %upstream, ?outcome, "retrying on another instance");
