@@ -16,6 +16,10 @@
 //! same deadline as a request's head, and counts against the same per-address cap; the
 //! connection is then served exactly like a plain one. Without TLS nothing changes.
 
+mod head_deadline;
+
+use head_deadline::{HeadDeadline, Watched};
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -41,13 +45,14 @@ use tower::ServiceExt;
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionOptions {
     /// Time allowed for a request's head to arrive, counted from the moment the
-    /// connection is ready for one: so it is also the longest a connection may stay
-    /// open without sending anything, before its first request or between two
-    /// kept-alive ones (HTTP/1.1; hyper runs one timer for both).
+    /// connection is ready for one (accepted, or its last answer written): so it is
+    /// also the longest a connection may stay open without sending anything, before
+    /// its first request or between two kept-alive ones (one timer per connection for
+    /// both, see `head_deadline`).
     pub header_timeout: Duration,
     /// Open connections per client address; further ones are closed at once (0: no cap).
     pub per_address: usize,
-    /// Serve HTTP/1.1 only, with the header deadline from the first byte on.
+    /// Serve HTTP/1.1 only.
     pub http1_only: bool,
     /// 0: connections are served on the caller's runtime. N: on N threads of their own,
     /// each a single-threaded runtime, accepted connections packed onto the first that
@@ -179,6 +184,7 @@ impl Bound {
                 stop: token.child_token(),
                 peer,
                 slot,
+                header_timeout: options.header_timeout,
             };
             let tls = tls.clone();
             let header_timeout = options.header_timeout;
@@ -363,6 +369,7 @@ struct Connection<S> {
     stop: CancellationToken,
     peer: SocketAddr,
     slot: Slot,
+    header_timeout: Duration,
 }
 
 impl<S> Connection<S> {
@@ -376,15 +383,18 @@ impl<S> Connection<S> {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Self { service, protocols, stop, peer, slot } = self;
+        let Self { service, protocols, stop, peer, slot, header_timeout } = self;
         let io = TokioIo::new(io);
         match &*protocols {
             Protocols::Http1(builder) => {
-                Either::Left(drive(builder.serve_connection(io, service).with_upgrades(), stop, peer, slot))
+                let deadline = HeadDeadline::new(header_timeout);
+                let service = Watched::new(service, deadline.clone());
+                let connection = builder.serve_connection(io, service).with_upgrades();
+                Either::Left(drive(connection, Ends { stop, deadline: Some(deadline), peer, slot }))
             }
             Protocols::Auto(builder) => {
                 let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
-                Either::Right(drive(connection, stop, peer, slot))
+                Either::Right(drive(connection, Ends { stop, deadline: None, peer, slot }))
             }
         }
     }
@@ -399,10 +409,11 @@ enum Protocols {
 impl Protocols {
     fn new(options: ConnectionOptions) -> Self {
         if options.http1_only {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
-            return Self::Http1(builder);
+            // No timer: the head deadline is the connection's (`head_deadline`).
+            return Self::Http1(hyper::server::conn::http1::Builder::new());
         }
+        // The internal listeners keep hyper's timer for HTTP/1.1 heads: they serve HTTP/2
+        // too (gRPC), whose clients keep idle connections that a head deadline would close.
         let mut builder = Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
         builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
@@ -446,20 +457,41 @@ where
     }
 }
 
-/// Runs a connection to its end; once `stop` is cancelled, asks it to finish.
-///
-/// `stop` is the connection's own child of the listener's token: the wait on it is
-/// polled every time the connection wakes (several times per request), and each poll
-/// takes the token's lock, which one token shared by every connection would make a lock
-/// that all worker threads take in turn.
-async fn drive<C: Graceful>(connection: C, stop: CancellationToken, peer: SocketAddr, slot: Slot) {
+/// What ends a connection besides its peer, and what it holds until then.
+struct Ends {
+    /// The connection's own child of the listener's token: the wait on it is polled
+    /// every time the connection wakes (several times per request), and each poll takes
+    /// the token's lock, which one token shared by every connection would make a lock
+    /// that all worker threads take in turn.
+    stop: CancellationToken,
+    /// The public listener's head deadline (see `head_deadline`).
+    deadline: Option<Arc<HeadDeadline>>,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+/// Runs a connection to its end; once `stop` is cancelled, asks it to finish. Closes
+/// it when it has waited for a request's head past the deadline.
+async fn drive<C: Graceful>(connection: C, ends: Ends) {
+    let Ends { stop, deadline, peer, slot } = ends;
     let mut connection = std::pin::pin!(connection);
-    let ended = tokio::select! {
-        biased; // the connection first: no random pick per wake-up
-        ended = connection.as_mut() => ended,
-        () = stop.cancelled() => {
-            connection.as_mut().shutdown();
-            connection.await
+    let first = deadline.as_ref().map_or_else(tokio::time::Instant::now, |d| d.first_check());
+    let mut check = std::pin::pin!(tokio::time::sleep_until(first));
+    let ended = loop {
+        tokio::select! {
+            biased; // the connection first: no random pick per wake-up
+            ended = connection.as_mut() => break ended,
+            () = stop.cancelled() => {
+                connection.as_mut().shutdown();
+                break connection.await;
+            }
+            () = check.as_mut(), if deadline.is_some() => match deadline.as_ref().and_then(|d| d.next_check()) {
+                Some(next) => check.as_mut().reset(next),
+                None => {
+                    tracing::debug!(%peer, "no request head within the deadline: connection closed");
+                    break Ok(());
+                }
+            },
         }
     };
     if let Err(e) = ended {
