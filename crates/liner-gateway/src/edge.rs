@@ -101,7 +101,12 @@ impl hyper::service::Service<Request<Incoming>> for Edge {
         let answer = async move {
             let mut res = match (host, cors) {
                 (Err(e), _) => synthetic(e),
-                (Ok(()), None) => routes.route(service, req, started).await,
+                // Routed here rather than through `Routes::route`: one future less to build
+                // and move on every request (each level of them is copied whole).
+                (Ok(()), None) => match service {
+                    Some(service) => routes.config.proxy.handle(service, &routes.peer, req, started).await,
+                    None => routes.pages(req).await,
+                },
                 (Ok(()), Some(cors)) => cors.oneshot(req).await.unwrap_or_else(|never| match never {}),
             };
             if res.status() == StatusCode::REQUEST_TIMEOUT || res.status() == StatusCode::BAD_REQUEST {
@@ -127,15 +132,18 @@ pub struct Routes {
 }
 
 impl Routes {
-    async fn route(self, service: Option<&'static str>, mut req: Request<Incoming>, started: Instant) -> Response {
+    async fn route(self, service: Option<&'static str>, req: Request<Incoming>, started: Instant) -> Response {
         match service {
             Some(service) => self.config.proxy.handle(service, &self.peer, req, started).await,
-            None => {
-                req.extensions_mut().insert(ConnectInfo(self.peer.addr));
-                let pages = self.config.pages.clone();
-                pages.oneshot(req.map(Body::new)).await.unwrap_or_else(|never| match never {})
-            }
+            None => self.pages(req).await,
         }
+    }
+
+    /// Everything outside `/api/SERVICE/`, to the pages' router.
+    async fn pages(&self, mut req: Request<Incoming>) -> Response {
+        req.extensions_mut().insert(ConnectInfo(self.peer.addr));
+        let pages = self.config.pages.clone();
+        pages.oneshot(req.map(Body::new)).await.unwrap_or_else(|never| match never {})
     }
 }
 
