@@ -172,7 +172,9 @@ pub fn next_request_id() -> HeaderValue {
             buf[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
         }
     }
-    HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("-"))
+    // Owned by its `Bytes` from the start: the id is cloned (into the request forwarded
+    // and the answer), and a clone of copied bytes would allocate once more to share them.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf)).unwrap_or(HeaderValue::from_static("-"))
 }
 
 #[derive(Clone, Copy, Default)]
