@@ -47,8 +47,9 @@ pub struct ConnectionOptions {
     /// Time allowed for a request's head to arrive, counted from the moment the
     /// connection is ready for one (accepted, or its last answer written): so it is
     /// also the longest a connection may stay open without sending anything, before
-    /// its first request or between two kept-alive ones (one timer per connection for
-    /// both, see `head_deadline`).
+    /// its first request or between two kept-alive ones. Kept by one timer per
+    /// connection on an `http1_only` listener (`head_deadline`), by hyper's per-request
+    /// timer on the others.
     pub header_timeout: Duration,
     /// Open connections per client address; further ones are closed at once (0: no cap).
     pub per_address: usize,
