@@ -1,5 +1,6 @@
 //! Slow and hostile clients at the public entry: stalled bodies, silent and idle
-//! connections, slow headers, too many connections from one address, bad `Host`.
+//! connections, slow headers, too many connections from one address, bad `Host`; and
+//! that the head deadline spares connections that are busy or keep sending requests.
 //!
 //! Attackers and normal clients use different loopback source addresses (all of
 //! 127.0.0.0/8 reaches the listener), so the per-address connection cap can be told
@@ -27,6 +28,16 @@ async fn connect_from(from: u8, to: SocketAddr) -> TcpStream {
     socket.connect(to).await.expect("connect")
 }
 
+/// An upstream named `up` as the review service, behind a gateway whose settings
+/// `change` adjusts.
+async fn gateway_with(change: impl FnOnce(&mut liner_gateway::Settings)) -> (Upstream, Gateway) {
+    let up = Upstream::start("up").await;
+    let mut s = settings(vec![up.route("review")]);
+    change(&mut s);
+    let gw = Gateway::start(s).await;
+    (up, gw)
+}
+
 /// A normal client on its own source address; its timeout is the bound a normal
 /// request must be answered in.
 fn normal_client(from: u8) -> reqwest::Client {
@@ -45,12 +56,13 @@ async fn normal_requests_answer(gw: &Gateway, client: &reqwest::Client, rounds: 
     }
 }
 
-/// Reads until the peer closes; returns what arrived. Fails if it stays open past `DEADLINE`.
-async fn read_until_closed(sock: &mut TcpStream) -> String {
+/// Reads until `enough` holds for what arrived, or the peer closes; returns what
+/// arrived. Fails (`late`) if neither happens within `DEADLINE`.
+async fn read_until(sock: &mut TcpStream, enough: impl Fn(&[u8]) -> bool, late: &str) -> String {
     let mut got = Vec::new();
     let read = tokio::time::timeout(DEADLINE, async {
         let mut buf = [0u8; 4096];
-        loop {
+        while !enough(&got) {
             match sock.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
@@ -58,8 +70,35 @@ async fn read_until_closed(sock: &mut TcpStream) -> String {
         }
     })
     .await;
-    assert!(read.is_ok(), "the gateway kept the connection open");
+    assert!(read.is_ok(), "{late}");
     String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Reads until the peer closes; returns what arrived. Fails if it stays open past `DEADLINE`.
+async fn read_until_closed(sock: &mut TcpStream) -> String {
+    read_until(sock, |_| false, "the gateway kept the connection open").await
+}
+
+/// Reads one answer (its head and a `content-length` body) from a kept-alive connection.
+async fn read_answer(sock: &mut TcpStream) -> String {
+    let whole = |got: &[u8]| {
+        let text = String::from_utf8_lossy(got);
+        let Some(end) = text.find("\r\n\r\n") else { return false };
+        let length = text[..end]
+            .lines()
+            .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:")?.trim().parse().ok())
+            .unwrap_or(0usize);
+        got.len() >= end + 4 + length
+    };
+    read_until(sock, whole, "no whole answer in time").await
+}
+
+/// A last request (`connection: close`) on an open connection is answered 200.
+async fn assert_a_last_request_is_answered(sock: &mut TcpStream, why: &str) {
+    let request = "GET /api/users-reviews/whoami HTTP/1.1\r\nhost: liner\r\nconnection: close\r\n\r\n";
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(sock).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{why}: {answer}");
 }
 
 /// The status code of the answer to a raw request (the connection closes after it).
@@ -98,10 +137,7 @@ async fn stalled_bodies_do_not_starve_normal_requests() {
 
 #[tokio::test]
 async fn a_stalled_body_gets_408_and_the_connection_closes() {
-    let up = Upstream::start("up").await;
-    let mut s = settings(vec![up.route("review")]);
-    s.body_timeout_ms = 300;
-    let gw = Gateway::start(s).await;
+    let (up, gw) = gateway_with(|s| s.body_timeout_ms = 300).await;
     let mut sock = connect_from(3, gw.addr).await;
     let head = "POST /api/users-reviews/whoami HTTP/1.1\r\nhost: liner\r\ncontent-length: 100\r\n\r\n{\"a\"";
     sock.write_all(head.as_bytes()).await.unwrap();
@@ -113,10 +149,7 @@ async fn a_stalled_body_gets_408_and_the_connection_closes() {
 
 #[tokio::test]
 async fn silent_half_sent_and_idle_connections_are_closed() {
-    let up = Upstream::start("up").await;
-    let mut s = settings(vec![up.route("review")]);
-    s.header_timeout_ms = 300;
-    let gw = Gateway::start(s).await;
+    let (_up, gw) = gateway_with(|s| s.header_timeout_ms = 300).await;
 
     // Sends nothing at all.
     let mut silent = connect_from(4, gw.addr).await;
@@ -132,6 +165,51 @@ async fn silent_half_sent_and_idle_connections_are_closed() {
     idle.write_all(b"GET /api/users-reviews/whoami HTTP/1.1\r\nhost: liner\r\n\r\n").await.unwrap();
     let answer = read_until_closed(&mut idle).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "answered before the idle close: {answer}");
+}
+
+#[tokio::test]
+async fn a_request_in_flight_past_the_head_deadline_is_answered_and_its_connection_kept() {
+    let (up, gw) = gateway_with(|s| s.header_timeout_ms = 300).await;
+
+    let mut busy = connect_from(5, gw.addr).await;
+    busy.write_all(b"GET /api/users-reviews/slow HTTP/1.1\r\nhost: liner\r\n\r\n").await.unwrap();
+    eventually("the slow request reaches the upstream", async || up.hits() == 1).await;
+    // A silent connection opened after it is closed at its deadline: the busy one's
+    // first deadline has passed too.
+    let mut silent = connect_from(5, gw.addr).await;
+    assert_eq!(read_until_closed(&mut silent).await, "");
+
+    up.release_slow();
+    let answer = read_answer(&mut busy).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("late"), "{answer}");
+    // The deadline counts again from that answer: the next request on it is served.
+    assert_a_last_request_is_answered(&mut busy, "kept alive after a long request").await;
+}
+
+#[tokio::test]
+async fn a_connection_sending_requests_within_each_deadline_outlives_the_first() {
+    let (_up, gw) = gateway_with(|s| s.header_timeout_ms = 300).await;
+
+    let mut kept = connect_from(6, gw.addr).await;
+    let mut silent = connect_from(6, gw.addr).await;
+    // A request every 100 ms on `kept` until `silent`, opened just after it, is closed
+    // at its deadline: by then a deadline counted from the accept would have closed
+    // `kept` as well.
+    let mut answered = 0;
+    loop {
+        kept.write_all(b"GET /api/users-reviews/whoami HTTP/1.1\r\nhost: liner\r\n\r\n").await.unwrap();
+        let answer = read_answer(&mut kept).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "request {answered}: {answer}");
+        answered += 1;
+        assert!(answered < 300, "the silent connection was never closed");
+        let mut byte = [0u8; 1];
+        if let Ok(read) = tokio::time::timeout(Duration::from_millis(100), silent.read(&mut byte)).await {
+            assert!(matches!(read, Ok(0) | Err(_)), "the gateway sent something on a silent connection");
+            break;
+        }
+    }
+    assert!(answered >= 2, "requests spread over the deadline, not one");
+    assert_a_last_request_is_answered(&mut kept, "still open past its first deadline").await;
 }
 
 #[tokio::test]
@@ -168,10 +246,7 @@ async fn slow_header_senders_do_not_slow_normal_requests() {
 
 #[tokio::test]
 async fn connections_past_the_per_address_cap_are_closed_at_once() {
-    let up = Upstream::start("up").await;
-    let mut s = settings(vec![up.route("review")]);
-    s.max_connections_per_ip = 10;
-    let gw = Gateway::start(s).await;
+    let (_up, gw) = gateway_with(|s| s.max_connections_per_ip = 10).await;
 
     let mut kept = Vec::new();
     for _ in 0..10 {
