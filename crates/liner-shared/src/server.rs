@@ -185,7 +185,6 @@ impl Bound {
                 stop: token.child_token(),
                 peer,
                 slot,
-                header_timeout: options.header_timeout,
             };
             let tls = tls.clone();
             let header_timeout = options.header_timeout;
@@ -370,7 +369,6 @@ struct Connection<S> {
     stop: CancellationToken,
     peer: SocketAddr,
     slot: Slot,
-    header_timeout: Duration,
 }
 
 impl<S> Connection<S> {
@@ -384,11 +382,11 @@ impl<S> Connection<S> {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Self { service, protocols, stop, peer, slot, header_timeout } = self;
+        let Self { service, protocols, stop, peer, slot } = self;
         let io = TokioIo::new(io);
         match &*protocols {
-            Protocols::Http1(builder) => {
-                let deadline = HeadDeadline::new(header_timeout);
+            Protocols::Http1 { builder, header_timeout } => {
+                let deadline = HeadDeadline::new(*header_timeout);
                 let service = Watched::new(service, deadline.clone());
                 let connection = builder.serve_connection(io, service).with_upgrades();
                 Either::Left(drive(connection, Ends { stop, deadline: Some(deadline), peer, slot }))
@@ -403,15 +401,20 @@ impl<S> Connection<S> {
 
 /// The connection builders, made once per listener.
 enum Protocols {
-    Http1(hyper::server::conn::http1::Builder),
+    /// The public listener: its head deadline is the connection's (`head_deadline`), so
+    /// the builder has no timer.
+    Http1 {
+        builder: hyper::server::conn::http1::Builder,
+        header_timeout: Duration,
+    },
     Auto(Box<Builder<TokioExecutor>>),
 }
 
 impl Protocols {
     fn new(options: ConnectionOptions) -> Self {
         if options.http1_only {
-            // No timer: the head deadline is the connection's (`head_deadline`).
-            return Self::Http1(hyper::server::conn::http1::Builder::new());
+            let builder = hyper::server::conn::http1::Builder::new();
+            return Self::Http1 { builder, header_timeout: options.header_timeout };
         }
         // The internal listeners keep hyper's timer for HTTP/1.1 heads: they serve HTTP/2
         // too (gRPC), whose clients keep idle connections that a head deadline would close.
@@ -476,7 +479,8 @@ struct Ends {
 async fn drive<C: Graceful>(connection: C, ends: Ends) {
     let Ends { stop, deadline, peer, slot } = ends;
     let mut connection = std::pin::pin!(connection);
-    let first = deadline.as_ref().map_or_else(tokio::time::Instant::now, |d| d.first_check());
+    // Without a deadline the check is never polled (the branch below is disabled).
+    let first = deadline.as_ref().and_then(|d| d.next_check()).unwrap_or_else(tokio::time::Instant::now);
     let mut check = std::pin::pin!(tokio::time::sleep_until(first));
     let ended = loop {
         tokio::select! {
