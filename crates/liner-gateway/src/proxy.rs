@@ -238,13 +238,17 @@ impl Outgoing {
     }
 }
 
-/// The answer for a request that no attempt got an answer to.
+/// The answer for a request whose last attempt brought no answer to pass on: no
+/// answer at all, or a 503 given up for a retry that then found no instance to try
+/// (still a 503: the service said it is unavailable, it did not fail).
 fn no_answer(service: &str, outcome: Outcome) -> ApiError {
     match outcome {
         Outcome::TimedOut => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", format!("{service} did not answer in time"))
         }
-        Outcome::ConnectFailed => unavailable(format!("{service} is unavailable")),
+        Outcome::ConnectFailed | Outcome::Answered(StatusCode::SERVICE_UNAVAILABLE) => {
+            unavailable(format!("{service} is unavailable"))
+        }
         _ => ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", format!("{service} failed to answer")),
     }
 }
@@ -503,6 +507,16 @@ fn request_timeout() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_503_given_up_for_a_retry_with_no_instance_left_stays_a_503() {
+        let answer = no_answer("review", Outcome::Answered(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.retry_after, Some(1));
+        assert_eq!(no_answer("review", Outcome::ConnectFailed).status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(no_answer("review", Outcome::BrokeBeforeAnswer).status, StatusCode::BAD_GATEWAY);
+        assert_eq!(no_answer("review", Outcome::TimedOut).status, StatusCode::GATEWAY_TIMEOUT);
+    }
 
     #[test]
     fn client_supplied_internal_headers_are_dropped() {
