@@ -264,7 +264,10 @@ impl Proxy {
         started: Instant,
     ) -> Response {
         let method = req.method().clone();
-        let res = self.proxy(service, peer, req).await.unwrap_or_else(synthetic);
+        // Boxed: awaiting a future keeps room for it twice in the awaiting one (once as
+        // the value, once as the awaitee), and the edge's answer, which holds this one
+        // and is built and moved on every request, was 14 KB for a 6 KB request path.
+        let res = Box::pin(self.proxy(service, peer, req)).await.unwrap_or_else(synthetic);
         self.logging(service, &method, res.status(), started);
         res
     }
