@@ -238,17 +238,13 @@ impl Outgoing {
     }
 }
 
-/// The answer for a request whose last attempt brought no answer to pass on: no
-/// answer at all, or a 503 given up for a retry that then found no instance to try
-/// (still a 503: the service said it is unavailable, it did not fail).
+/// The answer for a request whose last attempt got no answer.
 fn no_answer(service: &str, outcome: Outcome) -> ApiError {
     match outcome {
         Outcome::TimedOut => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", format!("{service} did not answer in time"))
         }
-        Outcome::ConnectFailed | Outcome::Answered(StatusCode::SERVICE_UNAVAILABLE) => {
-            unavailable(format!("{service} is unavailable"))
-        }
+        Outcome::ConnectFailed => unavailable(format!("{service} is unavailable")),
         _ => ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", format!("{service} failed to answer")),
     }
 }
@@ -380,7 +376,10 @@ impl Proxy {
     }
 
     /// (pick → send → classify)*: tries instances until one answers, or the outcome,
-    /// the attempt cap or the retry budget says to stop.
+    /// the attempt cap, the retry budget or the lack of another instance says to stop.
+    /// The next instance is picked before this attempt's answer is given up, so a
+    /// request ends with its last attempt's answer (an upstream's 503 passed on) or,
+    /// when it got none, with the error for how that attempt ended.
     async fn forward(&self, service: &'static str, mut outgoing: Outgoing) -> Result<Response<Incoming>, ApiError> {
         let Some(pool) = self.pools.get(service) else {
             return Err(unavailable(format!("no {service} instance")));
@@ -388,11 +387,10 @@ impl Proxy {
         let timeout = self.timeouts.get(service).copied().unwrap_or(self.default_timeout);
         self.retry_budget.deposit();
         let mut tried: smallvec::SmallVec<[Arc<crate::balance::Endpoint>; 4]> = smallvec::SmallVec::new();
-        let mut last_error = None;
+        let Some(mut lease) = pool.pick(&tried) else {
+            return Err(unavailable(format!("no healthy {service} instance")));
+        };
         loop {
-            let Some(lease) = pool.pick(&tried) else {
-                return Err(last_error.unwrap_or_else(|| unavailable(format!("no healthy {service} instance"))));
-            };
             tried.push(lease.endpoint.clone());
             // A path the instance's base URL cannot carry is the request's fault: 400,
             // with nothing told to the breaker.
@@ -413,11 +411,12 @@ impl Proxy {
             if let Some(reason) = outcome.retry_reason(&outgoing.parts.method)
                 && again
                 && self.retry_budget.withdraw()
+                && let Some(next) = pool.pick(&tried)
             {
                 tracing::info!(%service, %upstream, ?outcome, "retrying on another instance");
                 metrics::counter!("gateway_retries_total", "service" => service, "reason" => reason.as_str())
                     .increment(1);
-                last_error = Some(no_answer(service, outcome));
+                lease = next;
                 continue;
             }
             return answer.ok_or_else(|| {
@@ -512,11 +511,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_503_given_up_for_a_retry_with_no_instance_left_stays_a_503() {
-        let answer = no_answer("review", Outcome::Answered(StatusCode::SERVICE_UNAVAILABLE));
-        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(answer.retry_after, Some(1));
-        assert_eq!(no_answer("review", Outcome::ConnectFailed).status, StatusCode::SERVICE_UNAVAILABLE);
+    fn a_request_that_got_no_answer_ends_with_the_error_for_how_its_last_attempt_ended() {
+        let unreachable = no_answer("review", Outcome::ConnectFailed);
+        assert_eq!(unreachable.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unreachable.retry_after, Some(1));
         assert_eq!(no_answer("review", Outcome::BrokeBeforeAnswer).status, StatusCode::BAD_GATEWAY);
         assert_eq!(no_answer("review", Outcome::TimedOut).status, StatusCode::GATEWAY_TIMEOUT);
     }
