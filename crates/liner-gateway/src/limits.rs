@@ -58,6 +58,12 @@ impl RetryBudget {
             false
         }
     }
+
+    /// Gives back a retry that was granted but not made (no instance could take it).
+    pub fn refund(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 = (s.0 + 1.0).min(self.cap);
+    }
 }
 
 #[cfg(test)]
@@ -84,5 +90,22 @@ mod tests {
         assert!(b.withdraw());
         assert!(b.withdraw());
         assert!(!b.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refunded_retry_can_be_spent_again_but_never_past_the_cap() {
+        let b = RetryBudget::new(0.0, 0.0); // cap 10, nothing earned
+        while b.withdraw() {}
+        b.refund();
+        assert!(b.withdraw(), "the refunded retry");
+        assert!(!b.withdraw());
+        for _ in 0..20 {
+            b.refund();
+        }
+        let mut granted = 0;
+        while b.withdraw() {
+            granted += 1;
+        }
+        assert_eq!(granted, 10);
     }
 }

@@ -411,13 +411,17 @@ impl Proxy {
             if let Some(reason) = outcome.retry_reason(&outgoing.parts.method)
                 && again
                 && self.retry_budget.withdraw()
-                && let Some(next) = pool.pick(&tried)
             {
-                tracing::info!(%service, %upstream, ?outcome, "retrying on another instance");
-                metrics::counter!("gateway_retries_total", "service" => service, "reason" => reason.as_str())
-                    .increment(1);
-                lease = next;
-                continue;
+                // Picked after the budget allowed it, so that no breaker admits a probe
+                // that is then not sent; a retry no instance can take is given back.
+                if let Some(next) = pool.pick(&tried) {
+                    tracing::info!(%service, %upstream, ?outcome, "retrying on another instance");
+                    metrics::counter!("gateway_retries_total", "service" => service, "reason" => reason.as_str())
+                        .increment(1);
+                    lease = next;
+                    continue;
+                }
+                self.retry_budget.refund();
             }
             return answer.ok_or_else(|| {
                 tracing::warn!(%service, %upstream, ?outcome, "no answer from upstream");
