@@ -33,6 +33,11 @@ impl RetryBudget {
         Self { ratio, floor_per_sec, cap, state: Mutex::new((cap, Instant::now())) }
     }
 
+    /// The credit and when time last added to it (a poisoned lock still holds a number).
+    fn state(&self) -> std::sync::MutexGuard<'_, (f64, Instant)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn refill(&self, s: &mut (f64, Instant)) {
         let now = Instant::now();
         s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.floor_per_sec).min(self.cap);
@@ -43,13 +48,12 @@ impl RetryBudget {
     /// No clock read here (it runs on every request): the time-earned part is added
     /// when a retry is asked for, for all the time since the last one.
     pub fn deposit(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.0 = (s.0 + self.ratio).min(self.cap);
+        self.add(self.ratio);
     }
 
     /// Spends one retry if the budget allows.
     pub fn withdraw(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.state();
         self.refill(&mut s);
         if s.0 >= 1.0 {
             s.0 -= 1.0;
@@ -61,8 +65,12 @@ impl RetryBudget {
 
     /// Gives back a retry that was granted but not made (no instance could take it).
     pub fn refund(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.0 = (s.0 + 1.0).min(self.cap);
+        self.add(1.0);
+    }
+
+    fn add(&self, retries: f64) {
+        let mut s = self.state();
+        s.0 = (s.0 + retries).min(self.cap);
     }
 }
 
