@@ -124,33 +124,43 @@ impl Ctl {
 }
 
 /// Runs a connection to the end: join, announce, serve, leave, announce.
-pub async fn run(socket: WebSocket, state: AppState, conn: Conn) {
-    let mut membership = state.fanout.hub.join(&conn.room_id);
-    state.fanout.members_changed(&conn.room_id).await;
-    metrics::gauge!("forum_ws_connections").increment(1.0);
-    tracing::debug!(room_id = %conn.room_id, user_id = %conn.user_id, "member joined");
-    announce(&state, &conn, true).await;
-
-    // The member's starting position, read after joining the hub (whatever is stored
-    // later arrives on the hub or is found by a fill) and before reading the client's
-    // first frame (its own messages come after it, so it receives them too).
-    let start = store::room_progress(&state.db, &conn.room_id).await;
-
-    let ctl = Ctl { token: state.shutdown.child_token(), close: Mutex::new(None) };
-    let (tx, rx) = mpsc::channel(state.chat.send_queue);
+///
+/// A function that returns the connection's future rather than an `async fn`, because
+/// this future lives as long as the member does: an `async fn` keeps room for its
+/// arguments twice (as passed, and as moved into its body), 0.9 KiB here with the
+/// unsplit socket. The socket is split before the future exists. With the boxed frame
+/// handling and fills (`read_frames`, `Cursor::fill`) a member's task is 3,072 bytes
+/// instead of 8,320, which jemalloc rounds to 10 KiB (`cargo +nightly rustc --release -p
+/// liner-forum --lib -- -Zprint-type-sizes`; docs/BENCHMARKS.md, goal 4).
+pub fn run(socket: WebSocket, state: AppState, conn: Conn) -> impl Future<Output = ()> + Send {
     let (sink, stream) = socket.split();
-    tokio::join!(
-        writer(sink, rx, &ctl, state.chat.ping_interval),
-        reader(stream, tx.clone(), &ctl, &state, &conn),
-        delivery(start, &mut membership.rx, tx, &ctl, &state, &conn),
-    );
+    async move {
+        let mut membership = state.fanout.hub.join(&conn.room_id);
+        state.fanout.members_changed(&conn.room_id).await;
+        metrics::gauge!("forum_ws_connections").increment(1.0);
+        tracing::debug!(room_id = %conn.room_id, user_id = %conn.user_id, "member joined");
+        announce(&state, &conn, true).await;
 
-    drop(membership);
-    state.fanout.members_changed(&conn.room_id).await;
-    metrics::gauge!("forum_ws_connections").decrement(1.0);
-    let close = ctl.reason();
-    tracing::debug!(room_id = %conn.room_id, user_id = %conn.user_id, code = close.code, reason = close.reason, "member left");
-    announce(&state, &conn, false).await;
+        // The member's starting position, read after joining the hub (whatever is stored
+        // later arrives on the hub or is found by a fill) and before reading the client's
+        // first frame (its own messages come after it, so it receives them too).
+        let start = store::room_progress(&state.db, &conn.room_id).await;
+
+        let ctl = Ctl { token: state.shutdown.child_token(), close: Mutex::new(None) };
+        let (tx, rx) = mpsc::channel(state.chat.send_queue);
+        tokio::join!(
+            writer(sink, rx, &ctl, state.chat.ping_interval),
+            reader(stream, tx.clone(), &ctl, &state, &conn),
+            delivery(start, &mut membership.rx, tx, &ctl, &state, &conn),
+        );
+
+        drop(membership);
+        state.fanout.members_changed(&conn.room_id).await;
+        metrics::gauge!("forum_ws_connections").decrement(1.0);
+        let close = ctl.reason();
+        tracing::debug!(room_id = %conn.room_id, user_id = %conn.user_id, code = close.code, reason = close.reason, "member left");
+        announce(&state, &conn, false).await;
+    }
 }
 
 async fn announce(state: &AppState, conn: &Conn, joined: bool) {
@@ -294,7 +304,9 @@ async fn read_frames(
             Message::Text(_) | Message::Binary(_) if rate.as_ref().is_some_and(|r| r.check().is_err()) => {
                 Some((Refusal::new("rate_limited", "too many messages; slow down", None), true))
             }
-            Message::Text(text) => actions::handle(text.as_str(), &tx, ctl, state, conn).await,
+            // Boxed: a frame's handling (a stored write, an edit) needs ~3.5 KiB of state
+            // for a moment; inline, every idle member's task would carry it for good.
+            Message::Text(text) => Box::pin(actions::handle(text.as_str(), &tx, ctl, state, conn)).await,
             Message::Binary(_) => {
                 Some((Refusal::new("bad_frame", "binary frames are not supported; send JSON text frames", None), true))
             }
@@ -379,7 +391,15 @@ impl Cursor {
 
     /// Reads every stored row after `last` and sends it; false when the connection must end.
     /// A database failure is retried a second later (nothing is skipped meanwhile).
+    ///
+    /// Boxed for the same reason as a frame's handling in `read_frames`: a fill's state
+    /// (a history read and a bounded wait for room in the queue) is needed for replays and
+    /// gaps only, not by an idle member's resident task.
     async fn fill(&mut self, tx: &mpsc::Sender<Message>, ctl: &Ctl, state: &AppState, room_id: &str) -> bool {
+        Box::pin(self.fill_now(tx, ctl, state, room_id)).await
+    }
+
+    async fn fill_now(&mut self, tx: &mpsc::Sender<Message>, ctl: &Ctl, state: &AppState, room_id: &str) -> bool {
         loop {
             let rows = match store::messages_after(&state.db, room_id, self.last, FILL_PAGE).await {
                 Ok(rows) => rows,
