@@ -131,7 +131,7 @@ impl Ctl {
 /// unsplit socket. The socket is split before the future exists. With the boxed frame
 /// handling and fills (`read_frames`, `Cursor::fill`) a member's task is 3,072 bytes
 /// instead of 8,320, which jemalloc rounds to 10 KiB (`cargo +nightly rustc --release -p
-/// liner-forum --lib -- -Zprint-type-sizes`; docs/BENCHMARKS.md, goal 4).
+/// liner-forum --lib -- -Zprint-type-sizes`; docs/BENCHMARKS.md, release day, stop 25).
 pub fn run(socket: WebSocket, state: AppState, conn: Conn) -> impl Future<Output = ()> + Send {
     let (sink, stream) = socket.split();
     async move {
@@ -304,7 +304,7 @@ async fn read_frames(
             Message::Text(_) | Message::Binary(_) if rate.as_ref().is_some_and(|r| r.check().is_err()) => {
                 Some((Refusal::new("rate_limited", "too many messages; slow down", None), true))
             }
-            // Boxed: a frame's handling (a stored write, an edit) needs ~3.5 KiB of state
+            // Boxed: a frame's handling (a stored write, an edit) needs 3.5 KiB of state
             // for a moment; inline, every idle member's task would carry it for good.
             Message::Text(text) => Box::pin(actions::handle(text.as_str(), &tx, ctl, state, conn)).await,
             Message::Binary(_) => {
