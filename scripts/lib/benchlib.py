@@ -62,10 +62,12 @@ def bare_http_command(bare_http):
     return [str(bare_http), "--addr", "127.0.0.1:18080", "--size", "2048"]
 
 
-def floor_proxy_command(floor_proxy):
-    """hyper's server and the gateway's upstream connections only, a runtime per core."""
-    return [str(floor_proxy), "--listen", "127.0.0.1:18083", "--upstream", "127.0.0.1:18080",
-            "--per-core", str(os.cpu_count() or 1)]
+def floor_proxy_command(floor_proxy, port=18083, per_core=None, *extra):
+    """A floor in front of bare-http: `floor-proxy` (hyper's server and the gateway's upstream
+    connections only) or `codec-floor` (hand-written, `extra` its flags), a single-threaded
+    runtime per core unless `per_core` says how many."""
+    return [str(floor_proxy), "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:18080",
+            "--per-core", str(per_core or os.cpu_count() or 1), *extra]
 
 
 def gateway_command(liner, port, access_log=False):

@@ -7,16 +7,15 @@
 //! `scripts/bench-gateway --codecs` runs it as a leg beside the hyper floor, to show
 //! how much a hand-written codec could gain over hyper before any gateway feature.
 //!
-//!   codec-floor --listen 127.0.0.1:18085 --upstream 127.0.0.1:18080 [--workers N]
+//!   codec-floor --listen 127.0.0.1:18085 --upstream 127.0.0.1:18080 [--per-core N] [--hyper-server]
 //!
 //! Loopback only. One single-threaded runtime by default (NGINX's one busy worker);
-//! `--workers N` runs N, each with its own `SO_REUSEPORT` listener. `--hyper-server`
+//! `--per-core N` runs N, each with its own `SO_REUSEPORT` listener (as `floor-proxy`'s). `--hyper-server`
 //! keeps hyper's server in front and hand-writes only the upstream exchange, run inline
 //! in the request's task: which half of hyper's cost is the client's.
 
-use std::net::SocketAddr;
-
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -35,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     let listen: SocketAddr = arg("--listen").unwrap_or_else(|| "127.0.0.1:18085".into()).parse()?;
     let upstream: SocketAddr = arg("--upstream").unwrap_or_else(|| "127.0.0.1:18080".into()).parse()?;
     anyhow::ensure!(listen.ip().is_loopback() && upstream.ip().is_loopback(), "loopback addresses only");
-    let workers: usize = arg("--workers").map_or(Ok(1), |n| n.parse())?;
+    let workers: usize = arg("--per-core").map_or(Ok(1), |n| n.parse())?;
     let hyper_server = args.iter().any(|a| a == "--hyper-server");
     let threads: Vec<_> = (0..workers)
         .map(|_| {
@@ -61,44 +60,54 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr, reuse_port: bool, hyper
     socket.set_reuseport(reuse_port)?;
     socket.bind(listen)?;
     let listener = socket.listen(1024)?;
-    let pool: Pool = Arc::default();
+    let upstream = Upstream { addr: upstream, host: upstream.to_string().into(), idle: Arc::default() };
     loop {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
-        if hyper_server {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let forward = hyper::service::service_fn(move |req| forward_inline(req, pool.clone(), upstream));
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), forward).await;
-            });
-            continue;
-        }
+        let upstream = upstream.clone();
         tokio::spawn(async move {
-            let _ = proxy_connection(tcp, upstream).await;
+            if hyper_server {
+                let forward = hyper::service::service_fn(move |req| forward_inline(req, upstream.clone()));
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), forward).await;
+            } else {
+                let _ = proxy_connection(tcp, &upstream).await;
+            }
         });
     }
 }
 
+/// Where requests go: the address, its `Host` value, and (`--hyper-server`) the worker's
+/// idle connections, each with its read buffer.
+#[derive(Clone)]
+struct Upstream {
+    addr: SocketAddr,
+    host: Arc<str>,
+    idle: Arc<Mutex<Vec<(TcpStream, BytesMut)>>>,
+}
+
+impl Upstream {
+    async fn connect(&self) -> anyhow::Result<TcpStream> {
+        let conn = TcpStream::connect(self.addr).await?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    }
+}
+
 /// One client connection: request heads in, answers out, until either side closes or
-/// sends what this floor does not handle.
-async fn proxy_connection(mut client: TcpStream, upstream: SocketAddr) -> anyhow::Result<()> {
-    let host = upstream.to_string();
+/// sends what this floor does not handle. It keeps its own upstream connection.
+async fn proxy_connection(mut client: TcpStream, upstream: &Upstream) -> anyhow::Result<()> {
     let mut upstream_conn: Option<TcpStream> = None;
     let mut from_client = BytesMut::with_capacity(8192);
     let mut from_upstream = BytesMut::with_capacity(8192);
     let mut out = Vec::with_capacity(8192);
     loop {
-        let Some(request_len) = read_request(&mut client, &mut from_client, &mut out, &host).await? else {
+        let Some(request_len) = read_request(&mut client, &mut from_client, &mut out, &upstream.host).await? else {
             return Ok(());
         };
         from_client.advance(request_len);
         let conn = match upstream_conn.as_mut() {
             Some(conn) => conn,
-            None => {
-                let conn = TcpStream::connect(upstream).await?;
-                conn.set_nodelay(true)?;
-                upstream_conn.insert(conn)
-            }
+            None => upstream_conn.insert(upstream.connect().await?),
         };
         conn.write_all(&out).await?;
         out.clear();
@@ -117,59 +126,62 @@ async fn read_request(
     out: &mut Vec<u8>,
     host: &str,
 ) -> anyhow::Result<Option<usize>> {
-    loop {
-        if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut request = httparse::Request::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = request.parse(buf)? {
-                let body_len = content_length(request.headers)?;
-                out.extend_from_slice(request.method.unwrap_or("GET").as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(request.path.unwrap_or("/").as_bytes());
-                out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-                out.extend_from_slice(host.as_bytes());
-                out.extend_from_slice(b"\r\n");
-                write_headers(
-                    out,
-                    request
-                        .headers
-                        .iter()
-                        .filter(|h| !h.name.eq_ignore_ascii_case("host") && !h.name.eq_ignore_ascii_case("connection")),
-                );
-                fill(client, buf, head_len + body_len).await?;
-                out.extend_from_slice(&buf[head_len..head_len + body_len]);
-                return Ok(Some(head_len + body_len));
-            }
-        }
-        if client.read_buf(buf).await? == 0 {
-            anyhow::ensure!(buf.is_empty(), "client closed mid-head");
-            return Ok(None);
-        }
-    }
+    let head = read_head(client, buf, |bytes| {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        let httparse::Status::Complete(head_len) = request.parse(bytes)? else { return Ok(None) };
+        let body_len = content_length(request.headers)?;
+        let headers = request.headers.iter().map(|h| (h.name, h.value));
+        write_request_head(out, request.method.unwrap_or("GET"), request.path.unwrap_or("/"), host, headers);
+        Ok(Some((head_len, body_len)))
+    })
+    .await?;
+    let Some((head_len, body_len)) = head else { return Ok(None) };
+    fill(client, buf, head_len + body_len).await?;
+    out.extend_from_slice(&buf[head_len..head_len + body_len]);
+    Ok(Some(head_len + body_len))
 }
 
 /// Reads one answer, writes its head (re-serialised) and body into `out`; returns how
 /// many bytes of `buf` it took.
 async fn read_answer(conn: &mut TcpStream, buf: &mut BytesMut, out: &mut Vec<u8>) -> anyhow::Result<usize> {
+    let head = read_head(conn, buf, |bytes| {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut answer = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(head_len) = answer.parse(bytes)? else { return Ok(None) };
+        let body_len = content_length(answer.headers)?;
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(itoa::Buffer::new().format(answer.code.unwrap_or(502)).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(answer.reason.unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        write_headers(out, answer.headers.iter().map(|h| (h.name, h.value)));
+        Ok(Some((head_len, body_len)))
+    })
+    .await?;
+    let (head_len, body_len) = head.ok_or_else(|| anyhow::anyhow!("upstream closed before answering"))?;
+    fill(conn, buf, head_len + body_len).await?;
+    out.extend_from_slice(&buf[head_len..head_len + body_len]);
+    Ok(head_len + body_len)
+}
+
+/// Reads into `buf` until `parse` finds a whole head at its start, and returns what
+/// `parse` made of it; `None` when the peer closed before sending any of it.
+async fn read_head<T>(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut parse: impl FnMut(&[u8]) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<Option<T>> {
     loop {
-        if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut answer = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = answer.parse(buf)? {
-                let body_len = content_length(answer.headers)?;
-                let status = answer.code.unwrap_or(502);
-                out.extend_from_slice(b"HTTP/1.1 ");
-                out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(answer.reason.unwrap_or("").as_bytes());
-                out.extend_from_slice(b"\r\n");
-                write_headers(out, answer.headers.iter());
-                fill(conn, buf, head_len + body_len).await?;
-                out.extend_from_slice(&buf[head_len..head_len + body_len]);
-                return Ok(head_len + body_len);
-            }
+        if !buf.is_empty()
+            && let Some(head) = parse(buf)?
+        {
+            return Ok(Some(head));
         }
-        anyhow::ensure!(conn.read_buf(buf).await? > 0, "upstream closed mid-head");
+        if stream.read_buf(buf).await? == 0 {
+            anyhow::ensure!(buf.is_empty(), "peer closed mid-head");
+            return Ok(None);
+        }
     }
 }
 
@@ -181,11 +193,30 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, len: usize) -> anyhow:
     Ok(())
 }
 
-fn write_headers<'a>(out: &mut Vec<u8>, headers: impl Iterator<Item = &'a httparse::Header<'a>>) {
-    for header in headers {
-        out.extend_from_slice(header.name.as_bytes());
+/// The request line, `Host` and the client's other headers but its `Host` and
+/// `Connection` (the upstream connection is kept whatever the client asked).
+fn write_request_head<'a>(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let hop = |name: &str| name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("connection");
+    write_headers(out, headers.filter(|(name, _)| !hop(name)));
+}
+
+fn write_headers<'a>(out: &mut Vec<u8>, headers: impl Iterator<Item = (&'a str, &'a [u8])>) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(header.value);
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -198,77 +229,50 @@ fn content_length(headers: &[httparse::Header<'_>]) -> anyhow::Result<usize> {
     }
 }
 
-/// A worker's idle upstream connections, each with its read buffer.
-type Pool = Arc<Mutex<Vec<(TcpStream, BytesMut)>>>;
-
 /// `--hyper-server`: one request from hyper's server, exchanged upstream in this task.
-async fn forward_inline(
-    req: Request<Incoming>,
-    pool: Pool,
-    upstream: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(exchange_inline(req, &pool, upstream).await.unwrap_or_else(|_| {
+async fn forward_inline(req: Request<Incoming>, upstream: Upstream) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(exchange_inline(req, &upstream).await.unwrap_or_else(|_| {
         let mut bad = Response::new(Full::default());
         *bad.status_mut() = StatusCode::BAD_GATEWAY;
         bad
     }))
 }
 
-async fn exchange_inline(
-    req: Request<Incoming>,
-    pool: &Pool,
-    upstream: SocketAddr,
-) -> anyhow::Result<Response<Full<Bytes>>> {
+async fn exchange_inline(req: Request<Incoming>, upstream: &Upstream) -> anyhow::Result<Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let mut out = Vec::with_capacity(512 + body.len());
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(upstream.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in
-        parts.headers.iter().filter(|(name, _)| *name != hyper::header::HOST && *name != hyper::header::CONNECTION)
-    {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let headers = parts.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+    write_request_head(&mut out, parts.method.as_str(), path, &upstream.host, headers);
     out.extend_from_slice(&body);
-    let kept = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let kept = upstream.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
     let (mut conn, mut buf) = match kept {
         Some(kept) => kept,
-        None => {
-            let conn = TcpStream::connect(upstream).await?;
-            conn.set_nodelay(true)?;
-            (conn, BytesMut::with_capacity(8192))
-        }
+        None => (upstream.connect().await?, BytesMut::with_capacity(8192)),
     };
     conn.write_all(&out).await?;
-    let response = loop {
-        if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut answer = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = answer.parse(&buf)? {
-                let body_len = content_length(answer.headers)?;
-                let mut response = Response::builder().status(answer.code.unwrap_or(502));
-                for h in answer.headers.iter() {
-                    response = response.header(h.name, h.value);
-                }
-                fill(&mut conn, &mut buf, head_len + body_len).await?;
-                let mut message = buf.split_to(head_len + body_len);
-                message.advance(head_len);
-                break response.body(Full::new(message.freeze()))?;
-            }
+    let head = read_head(&mut conn, &mut buf, |bytes| {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut answer = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(head_len) = answer.parse(bytes)? else { return Ok(None) };
+        let body_len = content_length(answer.headers)?;
+        let mut response = Response::builder().status(answer.code.unwrap_or(502));
+        for h in answer.headers.iter() {
+            response = response.header(h.name, h.value);
         }
-        anyhow::ensure!(conn.read_buf(&mut buf).await? > 0, "upstream closed mid-head");
-    };
+        Ok(Some((response, head_len, body_len)))
+    })
+    .await?;
+    let (response, head_len, body_len) = head.ok_or_else(|| anyhow::anyhow!("upstream closed before answering"))?;
+    fill(&mut conn, &mut buf, head_len + body_len).await?;
+    let mut message = buf.split_to(head_len + body_len);
+    message.advance(head_len);
+    let response = response.body(Full::new(message.freeze()))?;
+    // The answer's bytes left with it; give the buffer room for the next one's read.
     if buf.capacity() < 4096 {
         buf.reserve(8192);
     }
-    pool.lock().unwrap_or_else(|p| p.into_inner()).push((conn, buf));
+    upstream.idle.lock().unwrap_or_else(|p| p.into_inner()).push((conn, buf));
     Ok(response)
 }
